@@ -1,0 +1,208 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * vgpu wire protocol, version 1.
+ *
+ * Every message is a fixed 32-byte little-endian header followed by a
+ * payload of (len - 32) bytes.  All integers are little-endian; payload
+ * fields are packed with no implicit padding, in the order documented
+ * below.  Every length read off the wire is checked against a named
+ * maximum before it is used.
+ *
+ * Connections:
+ *  - The guest opens a *control channel* to the daemon and sends HELLO.
+ *    The daemon fork+execs a worker and hands it the connection; the worker
+ *    answers WELCOME.  The control channel lives as long as the client
+ *    process; when it closes, the worker frees everything and exits.
+ *  - Each guest thread that makes driver calls gets its own *thread channel*:
+ *    it sends THREAD_OPEN on the control channel and receives THREAD_OPENED
+ *    with one end of a new socket pair attached (SCM_RIGHTS).  The worker
+ *    serves each thread channel with one host thread, so per-thread driver
+ *    state (current context, per-thread default stream) lives in that host
+ *    thread.  Closing the thread channel ends that host thread.
+ *  - CALL / REPLY travel on thread channels.  HOST_CALL / HOST_RETURN are
+ *    reserved for host->guest calls (callbacks), on the same channel.
+ */
+#ifndef VGPU_WIRE_H
+#define VGPU_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VG_WIRE_MAGIC        0x55504756u   /* "VGPU" as little-endian bytes */
+#define VG_WIRE_VERSION      1u
+
+/* Named maxima for every length that crosses the wire. */
+#define VG_HDR_SIZE          32u
+#define VG_MSG_MAX           (256u << 20)  /* whole message, header included */
+#define VG_ENV_MAX           64u           /* forwarded environment entries */
+#define VG_ENV_ENTRY_MAX     4096u         /* one "KEY=VALUE" entry, bytes */
+#define VG_TEXT_MAX          1024u         /* a human-readable message */
+#define VG_ARGS_MAX          32u           /* arguments of one driver call */
+#define VG_ARRAY_MAX         (1u << 20)    /* elements of one array argument */
+
+/* Message kinds (vg_hdr.kind). */
+enum vg_kind {
+	VG_MSG_HELLO         = 1,  /* guest -> host, control channel */
+	VG_MSG_WELCOME       = 2,  /* host -> guest, control channel */
+	VG_MSG_THREAD_OPEN   = 3,  /* guest -> host, control channel */
+	VG_MSG_THREAD_OPENED = 4,  /* host -> guest, control channel, fd attached */
+	VG_MSG_CALL          = 5,  /* guest -> host, thread channel */
+	VG_MSG_REPLY         = 6,  /* host -> guest, thread channel */
+	VG_MSG_HOST_CALL     = 7,  /* host -> guest (reserved: callbacks) */
+	VG_MSG_HOST_RETURN   = 8,  /* guest -> host (reserved: callbacks) */
+	VG_MSG_ERROR         = 9,  /* either way: protocol error, text payload; the sender closes */
+	VG_MSG_STATS         = 10, /* guest -> host, control: ask for call counts */
+	VG_MSG_STATS_REPLY   = 11, /* host -> guest, control: text "name count\n"... */
+	VG_MSG_KIND_MAX      = 11,
+};
+
+/* Header flags (vg_hdr.flags). */
+#define VG_F_NO_REPLY        0x0001u  /* CALL: the guest does not wait; errors are deferred */
+#define VG_F_FLAGS_KNOWN     0x0001u
+
+/*
+ * The header, 32 bytes, little-endian:
+ *   off  size  field
+ *     0     4  len     total message length in bytes, header included; 32 <= len <= VG_MSG_MAX
+ *     4     2  kind    enum vg_kind
+ *     6     2  flags   VG_F_*; unknown bits are an error
+ *     8     4  op      CALL/REPLY: operation id (generated VG_FN_* or VG_OP_*); else 0
+ *    12     4  tid     the guest thread id the channel belongs to (0 on control)
+ *    16     8  seq     global sequence number assigned by the guest (REPLY echoes it)
+ *    24     4  status  REPLY/WELCOME: CUresult or refusal code; else 0
+ *    28     4  reserved, must be 0
+ */
+struct vg_hdr {
+	uint32_t len;
+	uint16_t kind;
+	uint16_t flags;
+	uint32_t op;
+	uint32_t tid;
+	uint64_t seq;
+	int32_t  status;
+	uint32_t reserved;
+};
+
+/* Capability bits, exchanged in HELLO/WELCOME; the session uses the AND. */
+#define VG_CAP_ASYNC         (1ull << 0)   /* NO_REPLY calls allowed */
+#define VG_CAP_SHM           (1ull << 1)   /* shared-memory rings (later) */
+
+/*
+ * HELLO payload (guest -> host):
+ *   u32 magic           VG_WIRE_MAGIC
+ *   u16 version         VG_WIRE_VERSION of the guest
+ *   u16 min_version     oldest version the guest can speak
+ *   u64 caps            VG_CAP_* the guest offers
+ *   i32 driver_version  the guest library's compiled-in driver API version (13000)
+ *   u32 pid             guest process id (informational)
+ *   u32 nenv            forwarded environment entries, <= VG_ENV_MAX
+ *   nenv times:
+ *     u32 n             bytes, 1 <= n <= VG_ENV_ENTRY_MAX
+ *     n bytes           "KEY=VALUE", no NUL
+ */
+struct vg_hello {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t min_version;
+	uint64_t caps;
+	int32_t  driver_version;
+	uint32_t pid;
+	uint32_t nenv;
+	const char *env[VG_ENV_MAX];     /* decode: pointers into the message buffer */
+	uint32_t env_len[VG_ENV_MAX];
+};
+
+/*
+ * WELCOME payload (host -> guest), header status = 0 when accepted, else a
+ * CUresult the guest's cuInit returns:
+ *   u16 version         the version the session speaks
+ *   u16 reserved        0
+ *   u64 caps            VG_CAP_* granted
+ *   i32 driver_version  the host driver's cuDriverGetVersion
+ *   u32 worker_pid
+ *   u32 ntext           <= VG_TEXT_MAX
+ *   ntext bytes         a human-readable reason (empty when accepted)
+ */
+struct vg_welcome {
+	uint16_t version;
+	uint64_t caps;
+	int32_t  driver_version;
+	uint32_t worker_pid;
+	uint32_t ntext;
+	const char *text;
+};
+
+/*
+ * THREAD_OPEN payload: u32 guest_tid (the OS thread id, informational).
+ * THREAD_OPENED payload: u32 channel_tid (the id the guest puts in vg_hdr.tid
+ * on that channel); header status 0, or a CUresult when refused.
+ * ERROR payload: u32 n, n bytes of text.
+ *
+ * CALL payload: the arguments of operation `op`, encoded in order by the
+ * API descriptor (include/vgpu/api.h) or, for VG_OP_* operations, as
+ * documented beside each below.
+ * REPLY payload: the outputs of `op` in order (header status is the CUresult).
+ */
+
+/* Hand-written operations live above the generated function ids. */
+#define VG_OP_BASE           0x10000u
+enum vg_op {
+	VG_OP_SNAPSHOT       = VG_OP_BASE + 1,  /* device snapshot at cuInit */
+	VG_OP_MODULE_LOAD    = VG_OP_BASE + 2,  /* module image -> CUmodule + functions */
+	VG_OP_FUNC_INFO      = VG_OP_BASE + 3,  /* parameter layout of a CUfunction/CUkernel */
+	VG_OP_LAUNCH         = VG_OP_BASE + 4,  /* kernel launch with a packed parameter buffer */
+	VG_OP_LIBRARY_LOAD   = VG_OP_BASE + 5,  /* library image -> CUlibrary */
+	VG_OP_MAX            = VG_OP_BASE + 64,
+};
+
+/* Codec: little-endian writer and bounds-checked reader (transport/wire.c). */
+struct vg_buf {
+	uint8_t *p;
+	size_t len;
+	size_t cap;
+	int err;            /* sticky: -ENOMEM or -EMSGSIZE */
+};
+
+struct vg_rd {
+	const uint8_t *p;
+	size_t len;
+	size_t off;
+	int err;            /* sticky: -EBADMSG on any overrun */
+};
+
+void vg_buf_init(struct vg_buf *b);
+void vg_buf_fini(struct vg_buf *b);
+void vg_buf_reset(struct vg_buf *b);
+void vg_put_u8(struct vg_buf *b, uint8_t v);
+void vg_put_u16(struct vg_buf *b, uint16_t v);
+void vg_put_u32(struct vg_buf *b, uint32_t v);
+void vg_put_u64(struct vg_buf *b, uint64_t v);
+void vg_put_bytes(struct vg_buf *b, const void *p, size_t n);
+/* u32 length then bytes; a NULL pointer is encoded as length VG_NULL_LEN. */
+#define VG_NULL_LEN          0xffffffffu
+void vg_put_blob(struct vg_buf *b, const void *p, uint32_t n);
+/* Reserve n bytes and return where they go (NULL on error). */
+void *vg_put_space(struct vg_buf *b, size_t n);
+
+void vg_rd_init(struct vg_rd *r, const void *p, size_t len);
+uint8_t vg_get_u8(struct vg_rd *r);
+uint16_t vg_get_u16(struct vg_rd *r);
+uint32_t vg_get_u32(struct vg_rd *r);
+uint64_t vg_get_u64(struct vg_rd *r);
+/* Returns a pointer into the buffer (no copy), or NULL on overrun. */
+const void *vg_get_bytes(struct vg_rd *r, size_t n);
+/* Reads a blob: *n gets its length; returns NULL (and *is_null = 1) for a
+ * NULL blob; a blob longer than max sets the error. */
+const void *vg_get_blob(struct vg_rd *r, uint32_t max, uint32_t *n, int *is_null);
+
+void vg_hdr_encode(const struct vg_hdr *h, uint8_t out[VG_HDR_SIZE]);
+/* 0, or -EBADMSG when the header breaks a rule (length bounds, kind,
+ * flags, reserved). */
+int vg_hdr_decode(const uint8_t in[VG_HDR_SIZE], struct vg_hdr *h);
+
+int vg_hello_encode(const struct vg_hello *m, struct vg_buf *b);
+int vg_hello_decode(struct vg_rd *r, struct vg_hello *m);
+int vg_welcome_encode(const struct vg_welcome *m, struct vg_buf *b);
+int vg_welcome_decode(struct vg_rd *r, struct vg_welcome *m);
+
+#endif
