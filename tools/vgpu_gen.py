@@ -384,11 +384,14 @@ def gen_guest(spec):
     out = ["/* %s */" % BANNER, "#include <stdint.h>", "#include <string.h>", "",
            "#include \"g_api.h\"", "#include \"lc.h\"", ""]
     for fn in spec.funcs:
-        if fn.cls not in ("sync", "async", "unsupported"):
-            continue
-        out.append("VG_EXPORT %s" % proto(fn))
+        if fn.cls in ("local", "manual"):
+            # Hand-written in libcuda/; until one exists, this weak
+            # definition answers honestly that it is not built yet.
+            out.append("VG_EXPORT __attribute__((weak)) %s" % proto(fn))
+        else:
+            out.append("VG_EXPORT %s" % proto(fn))
         out.append("{")
-        if fn.cls == "unsupported":
+        if fn.cls in ("unsupported", "local", "manual"):
             for p in fn.params:
                 out.append("\t(void)%s;" % p.name)
             out.append("\treturn lc_unsupported(VG_FN_%s);" % fn.name)

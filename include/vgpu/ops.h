@@ -1,0 +1,61 @@
+/*
+ * Hand-written operations (op ids >= VG_OP_BASE), beside the generated
+ * function ids, and host->guest calls.  Each payload is documented at its
+ * handler in tools/wk_ops.c and at its caller in libcuda/.  Ids are frozen.
+ */
+#ifndef VGPU_OPS_H
+#define VGPU_OPS_H
+
+#include <stdint.h>
+
+#include "vgpu/wire.h"
+
+enum vg_op_more {
+	VG_OP_MEMCPY2D      = VG_OP_BASE + 6,	/* cuMemcpy2D*, Unaligned, Async */
+	VG_OP_MEMCPY3D      = VG_OP_BASE + 7,	/* cuMemcpy3D*, Async */
+	VG_OP_POINTER_ATTR  = VG_OP_BASE + 8,	/* one cuPointerGetAttribute */
+	VG_OP_OCC_BLOCKSIZE = VG_OP_BASE + 9,	/* cuOccupancyMaxPotentialBlockSize* */
+};
+
+/* HOST_CALL ops (host -> guest, answered with HOST_RETURN). */
+enum vg_host_call {
+	VG_HC_OCCUPANCY_SMEM = 1,	/* i32 blockSize -> u64 dynamic shared memory bytes */
+};
+
+/* Device snapshot: attributes 0..VG_SNAP_ATTRS-1 are queried at cuInit. */
+#define VG_SNAP_ATTRS     256
+#define VG_SNAP_DEV_MAX   64
+#define VG_SNAP_NAME_MAX  256
+#define VG_SNAP_BUSID_MAX 64
+
+/* Module images and kernel parameter layouts. */
+#define VG_PARAMS_MAX     4096		/* parameters of one kernel */
+#define VG_PARAM_BYTES_MAX (32u << 10)	/* a kernel's parameter buffer */
+
+enum vg_module_kind {
+	VG_MOD_DATA = 0,	/* cuModuleLoadData */
+	VG_MOD_DATA_EX = 1,	/* cuModuleLoadDataEx, options dropped */
+	VG_MOD_FATBIN = 2,	/* cuModuleLoadFatBinary */
+};
+
+/*
+ * cuPointerGetAttribute: bytes the value of each attribute takes, 0 for an
+ * attribute we do not know.  Handle-valued ones travel as u64 ids.
+ */
+static inline uint32_t vg_pointer_attr_size(int attr, int *is_handle)
+{
+	static const uint8_t sizes[] = {
+		0, 8, 4, 8, 8, 16, 4, 8, 4, 4, 4, 8, 8, 4, 8, 4, 4, 8, 8, 8, 8, 4,
+	};
+
+	*is_handle = attr == 1 || attr == 17;
+	if (attr <= 0 || attr >= (int)sizeof(sizes))
+		return 0;
+	return sizes[attr];
+}
+
+#define VG_PA_CONTEXT        1
+#define VG_PA_DEVICE_ORDINAL 9
+#define VG_PA_MEMPOOL        17
+
+#endif

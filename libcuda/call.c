@@ -1,0 +1,339 @@
+/*
+ * Generic calls: marshal a sync/async function by its descriptor
+ * (include/vgpu/api.h documents the payloads), and the guest's handle table.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lc.h"
+
+struct vg_buf *lc_scratch(void);
+
+/* ---- handles ---------------------------------------------------------- */
+
+uint64_t lc_handle_propose(void)
+{
+	/* Ids step by 16 so they look like aligned pointers to programs that care. */
+	return __atomic_add_fetch(&lc.next_id, 16, __ATOMIC_RELAXED);
+}
+
+int lc_handle_known(uint64_t id, int htype)
+{
+	struct vg_hent *e;
+	int ok;
+
+	pthread_mutex_lock(&lc.lock);
+	e = vg_htab_get(&lc.handles, id);
+	ok = e && (int)e->type == htype;
+	/* A CUkernel is accepted wherever a CUfunction is. */
+	if (e && !ok && htype == VG_H_CUfunction && (int)e->type == VG_H_CUkernel)
+		ok = 1;
+	pthread_mutex_unlock(&lc.lock);
+	return ok;
+}
+
+void lc_handle_add(uint64_t id, int htype)
+{
+	pthread_mutex_lock(&lc.lock);
+	if (!vg_htab_get(&lc.handles, id))
+		vg_htab_put(&lc.handles, id, 0, (uint32_t)htype, NULL);
+	pthread_mutex_unlock(&lc.lock);
+}
+
+void lc_handle_remove(uint64_t id)
+{
+	struct vg_hent *e;
+	void *data = NULL;
+
+	pthread_mutex_lock(&lc.lock);
+	e = vg_htab_get(&lc.handles, id);
+	if (e) {
+		data = e->data;
+		vg_htab_del(&lc.handles, id);
+	}
+	pthread_mutex_unlock(&lc.lock);
+	free(data);
+}
+
+void *lc_handle_data(uint64_t id)
+{
+	struct vg_hent *e;
+	void *data = NULL;
+
+	pthread_mutex_lock(&lc.lock);
+	e = vg_htab_get(&lc.handles, id);
+	if (e)
+		data = e->data;
+	pthread_mutex_unlock(&lc.lock);
+	return data;
+}
+
+void lc_handle_set_data(uint64_t id, void *data)
+{
+	struct vg_hent *e;
+
+	pthread_mutex_lock(&lc.lock);
+	e = vg_htab_get(&lc.handles, id);
+	if (e && !e->data) {
+		e->data = data;
+		data = NULL;
+	}
+	pthread_mutex_unlock(&lc.lock);
+	free(data);
+}
+
+CUresult lc_bad_handle_error(int htype)
+{
+	return htype == VG_H_CUcontext ? CUDA_ERROR_INVALID_CONTEXT : CUDA_ERROR_INVALID_HANDLE;
+}
+
+static int handle_is_special(uint64_t id, int htype)
+{
+	/* NULL everywhere; the legacy and per-thread default streams. */
+	return id == 0 || (htype == VG_H_CUstream && (id == 1 || id == 2));
+}
+
+CUresult lc_put_handle(struct vg_buf *b, const void *h, int htype, int null_ok)
+{
+	uint64_t id = (uint64_t)(uintptr_t)h;
+
+	if (!handle_is_special(id, htype) && !lc_handle_known(id, htype))
+		return lc_bad_handle_error(htype);
+	(void)null_ok;
+	vg_put_u64(b, id);
+	return CUDA_SUCCESS;
+}
+
+/* ---- generic marshalling ----------------------------------------------- */
+
+static int64_t arg_count(const struct vg_fn_desc *d, const struct vg_arg_desc *ad, const uint64_t *a)
+{
+	const struct vg_arg_desc *cd;
+	uint64_t v;
+
+	if (ad->count_arg < 0)
+		return ad->count;
+	cd = &d->args[ad->count_arg];
+	v = a[ad->count_arg];
+	/* Counts narrower than 64 bits are signed ints in the prototypes. */
+	if (cd->elem_size == 4)
+		return (int64_t)(int32_t)(uint32_t)v;
+	if (cd->elem_size == 2)
+		return (int64_t)(int16_t)(uint16_t)v;
+	if (cd->elem_size == 1)
+		return (int64_t)(uint8_t)v;
+	if (v > VG_MSG_MAX)
+		return -1;
+	return (int64_t)v;
+}
+
+static uint32_t wire_elem_size(const struct vg_arg_desc *ad)
+{
+	if (ad->elem == VG_E_HANDLE)
+		return 8;
+	if (ad->elem == VG_E_DEVICE)
+		return 4;
+	return ad->elem_size;
+}
+
+static CUresult put_device(struct vg_buf *b, int64_t ord)
+{
+	const struct lc_device *dev = lc_device((int)ord);
+
+	if (ord != (int)ord || !dev)
+		return CUDA_ERROR_INVALID_DEVICE;
+	vg_put_u32(b, (uint32_t)dev->host_ordinal);
+	return CUDA_SUCCESS;
+}
+
+static CUresult put_in(struct vg_buf *b, const struct vg_arg_desc *ad, const void *p, int64_t count)
+{
+	uint64_t bytes;
+	int64_t i;
+
+	if (!p) {
+		vg_put_u32(b, VG_NULL_LEN);
+		return CUDA_SUCCESS;
+	}
+	if (count < 0 || count > (int64_t)VG_ARRAY_MAX * (ad->elem == VG_E_DATA ? 256 : 1))
+		return CUDA_ERROR_INVALID_VALUE;
+	bytes = (uint64_t)count * wire_elem_size(ad);
+	if (bytes > VG_MSG_MAX - 4096)
+		return CUDA_ERROR_INVALID_VALUE;
+	vg_put_u32(b, (uint32_t)bytes);
+	switch (ad->elem) {
+	case VG_E_DATA:
+		vg_put_bytes(b, p, (size_t)bytes);
+		break;
+	case VG_E_HANDLE:
+		for (i = 0; i < count; i++) {
+			CUresult r = lc_put_handle(b, ((void *const *)p)[i], ad->htype, 1);
+
+			if (r != CUDA_SUCCESS)
+				return r;
+		}
+		break;
+	case VG_E_DEVICE:
+		for (i = 0; i < count; i++) {
+			CUresult r = put_device(b, ((const int *)p)[i]);
+
+			if (r != CUDA_SUCCESS)
+				return r;
+		}
+		break;
+	}
+	return CUDA_SUCCESS;
+}
+
+static CUresult put_out(struct vg_buf *b, const struct vg_arg_desc *ad, const void *p, int64_t count)
+{
+	int64_t i;
+
+	if (!p) {
+		vg_put_u32(b, VG_NULL_LEN);
+		return CUDA_SUCCESS;
+	}
+	if (count < 0 || (uint64_t)count * wire_elem_size(ad) > VG_MSG_MAX - 4096 ||
+	    (ad->elem != VG_E_DATA && count > VG_ARRAY_MAX))
+		return CUDA_ERROR_INVALID_VALUE;
+	vg_put_u32(b, (uint32_t)count);
+	if (ad->elem == VG_E_HANDLE)
+		for (i = 0; i < count; i++)
+			vg_put_u64(b, lc_handle_propose());
+	return CUDA_SUCCESS;
+}
+
+static int device_ordinal_from_host(int host)
+{
+	int i;
+
+	for (i = 0; i < lc.ndev; i++)
+		if (lc.dev[i].host_ordinal == host)
+			return i;
+	return -1;
+}
+
+static CUresult get_out(struct vg_rd *r, const struct vg_arg_desc *ad, void *p, int64_t count)
+{
+	uint32_t n = 0;
+	int is_null = 0;
+	const uint8_t *q = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
+	int64_t i;
+
+	if (!q || is_null || n != (uint64_t)count * wire_elem_size(ad))
+		return CUDA_ERROR_UNKNOWN;
+	switch (ad->elem) {
+	case VG_E_DATA:
+		memcpy(p, q, n);
+		break;
+	case VG_E_HANDLE:
+		for (i = 0; i < count; i++) {
+			uint64_t id = 0;
+			int k;
+
+			for (k = 0; k < 8; k++)
+				id |= (uint64_t)q[8 * i + k] << (8 * k);
+			if (id)
+				lc_handle_add(id, ad->htype);
+			((void **)p)[i] = (void *)(uintptr_t)id;
+		}
+		break;
+	case VG_E_DEVICE:
+		for (i = 0; i < count; i++) {
+			uint32_t h = (uint32_t)q[4 * i] | (uint32_t)q[4 * i + 1] << 8 |
+				     (uint32_t)q[4 * i + 2] << 16 | (uint32_t)q[4 * i + 3] << 24;
+
+			((int *)p)[i] = device_ordinal_from_host((int)h);
+		}
+		break;
+	}
+	return CUDA_SUCCESS;
+}
+
+CUresult lc_call(int fn, const uint64_t *a)
+{
+	const struct vg_fn_desc *d = &vg_fn_descs[fn];
+	struct vg_buf *b, rep;
+	struct vg_rd r;
+	CUresult res;
+	int i;
+
+	res = lc_check();
+	if (res != CUDA_SUCCESS)
+		return res;
+	b = lc_scratch();
+	if (!b)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	for (i = 0; i < d->nargs; i++) {
+		const struct vg_arg_desc *ad = &d->args[i];
+		const void *p = (const void *)(uintptr_t)a[i];
+		uint64_t v = a[i];
+
+		switch (ad->kind) {
+		case VG_A_SCALAR:
+			if (ad->elem_size < 8)
+				v &= (1ull << (8 * ad->elem_size)) - 1;
+			vg_put_u64(b, v);
+			break;
+		case VG_A_DEVICE:
+			res = put_device(b, (int64_t)(int32_t)(uint32_t)v);
+			break;
+		case VG_A_HANDLE:
+			res = lc_put_handle(b, p, ad->htype, 1);
+			break;
+		case VG_A_STR:
+			if (!p) {
+				vg_put_u32(b, VG_NULL_LEN);
+			} else {
+				size_t n = strnlen(p, VG_STR_MAX);
+
+				if (n == VG_STR_MAX)
+					return CUDA_ERROR_INVALID_VALUE;
+				vg_put_blob(b, p, (uint32_t)n + 1);
+			}
+			break;
+		case VG_A_IN:
+		case VG_A_INOUT:
+			res = put_in(b, ad, p, arg_count(d, ad, a));
+			break;
+		case VG_A_OUT:
+			res = put_out(b, ad, p, arg_count(d, ad, a));
+			break;
+		default:
+			return lc_unsupported(fn);
+		}
+		if (res != CUDA_SUCCESS)
+			return res;
+	}
+	vg_buf_init(&rep);
+	res = lc_rpc((uint32_t)fn, b, &rep);
+	if (res == CUDA_SUCCESS) {
+		vg_rd_init(&r, rep.p, rep.len);
+		for (i = 0; i < d->nargs && res == CUDA_SUCCESS; i++) {
+			const struct vg_arg_desc *ad = &d->args[i];
+			void *p = (void *)(uintptr_t)a[i];
+
+			if ((ad->kind != VG_A_OUT && ad->kind != VG_A_INOUT) || !p)
+				continue;
+			res = get_out(&r, ad, p, arg_count(d, ad, a));
+			if (res != CUDA_SUCCESS)
+				VG_ERR("%s: malformed reply from the worker", d->name);
+		}
+		for (i = 0; i < d->nargs; i++)
+			if (d->args[i].kind == VG_A_HANDLE && (d->args[i].flags & VG_ARG_DESTROY) &&
+			    !handle_is_special(a[i], d->args[i].htype))
+				lc_handle_remove(a[i]);
+	}
+	vg_buf_fini(&rep);
+	return res;
+}
+
+CUresult lc_unsupported(int fn)
+{
+	static uint8_t logged[VG_FN_MAX];
+
+	if (fn > 0 && fn < VG_FN_MAX && !__atomic_exchange_n(&logged[fn], 1, __ATOMIC_RELAXED))
+		VG_WARN("%s is not supported by vgpu yet: returning CUDA_ERROR_NOT_SUPPORTED",
+			vg_fn_descs[fn].name ? vg_fn_descs[fn].name : "?");
+	return CUDA_ERROR_NOT_SUPPORTED;
+}

@@ -1,0 +1,230 @@
+/*
+ * Kernel launches.  The guest packs kernelParams into one buffer using the
+ * function's parameter layout (asked once per function with
+ * VG_OP_FUNC_INFO and kept with its handle); the host launches with
+ * CU_LAUNCH_PARAM_BUFFER_POINTER.  Also the occupancy calculator with a
+ * callback, which runs here while the host computes.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lc.h"
+
+struct vg_buf *lc_scratch(void);
+void lc_set_occupancy_callback(size_t (*cb)(int));
+
+struct lc_func {
+	uint32_t n;		/* parameters */
+	uint32_t size;		/* bytes of the packed buffer */
+	uint32_t layout[];	/* n x (offset, size) */
+};
+
+static CUresult func_layout(uint64_t id, struct lc_func **out)
+{
+	struct lc_func *fi = lc_handle_data(id);
+	struct vg_buf *b, rep;
+	struct vg_rd r;
+	CUresult res;
+	uint32_t n, i;
+
+	if (fi) {
+		*out = fi;
+		return CUDA_SUCCESS;
+	}
+	b = lc_scratch();
+	if (!b)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	vg_put_u64(b, id);
+	vg_buf_init(&rep);
+	res = lc_rpc(VG_OP_FUNC_INFO, b, &rep);
+	if (res != CUDA_SUCCESS)
+		goto out;
+	vg_rd_init(&r, rep.p, rep.len);
+	n = vg_get_u32(&r);
+	if (r.err || n > VG_PARAMS_MAX) {
+		res = CUDA_ERROR_UNKNOWN;
+		goto out;
+	}
+	fi = calloc(1, sizeof(*fi) + sizeof(uint32_t) * 2 * n);
+	if (!fi) {
+		res = CUDA_ERROR_OUT_OF_MEMORY;
+		goto out;
+	}
+	fi->n = n;
+	for (i = 0; i < n; i++) {
+		uint32_t off = vg_get_u32(&r), size = vg_get_u32(&r);
+
+		fi->layout[2 * i] = off;
+		fi->layout[2 * i + 1] = size;
+		if ((uint64_t)off + size > VG_PARAM_BYTES_MAX) {
+			r.err = -1;
+			break;
+		}
+		if (off + size > fi->size)
+			fi->size = off + size;
+	}
+	if (r.err) {
+		free(fi);
+		res = CUDA_ERROR_UNKNOWN;
+		goto out;
+	}
+	lc_handle_set_data(id, fi);
+	*out = lc_handle_data(id);
+out:
+	vg_buf_fini(&rep);
+	return res;
+}
+
+/* Finds the packed buffer in an `extra` array. */
+static CUresult parse_extra(void **extra, const void **buf, size_t *size)
+{
+	size_t i;
+	const size_t *psize = NULL;
+
+	*buf = NULL;
+	for (i = 0; i < 64; i += 2) {
+		if (extra[i] == CU_LAUNCH_PARAM_END)
+			break;
+		if (extra[i] == CU_LAUNCH_PARAM_BUFFER_POINTER)
+			*buf = extra[i + 1];
+		else if (extra[i] == CU_LAUNCH_PARAM_BUFFER_SIZE)
+			psize = extra[i + 1];
+		else
+			return CUDA_ERROR_INVALID_VALUE;
+	}
+	if (i >= 64 || !*buf || !psize || *psize > VG_PARAM_BYTES_MAX)
+		return CUDA_ERROR_INVALID_VALUE;
+	*size = *psize;
+	return CUDA_SUCCESS;
+}
+
+static CUresult launch(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+		       unsigned int by, unsigned int bz, unsigned int shmem, CUstream hStream,
+		       void **kernelParams, void **extra)
+{
+	uint64_t id = (uint64_t)(uintptr_t)f;
+	uint8_t packed[VG_PARAM_BYTES_MAX];
+	const void *params = packed;
+	size_t size = 0;
+	struct lc_func *fi;
+	struct vg_buf *b, rep;
+	CUresult res = lc_check();
+	uint32_t i;
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!f || !lc_handle_known(id, VG_H_CUfunction))
+		return CUDA_ERROR_INVALID_HANDLE;
+	if (kernelParams && extra)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (extra) {
+		res = parse_extra(extra, &params, &size);
+		if (res != CUDA_SUCCESS)
+			return res;
+	} else {
+		res = func_layout(id, &fi);
+		if (res != CUDA_SUCCESS)
+			return res;
+		if (fi->n && !kernelParams)
+			return CUDA_ERROR_INVALID_VALUE;
+		memset(packed, 0, fi->size);
+		for (i = 0; i < fi->n; i++)
+			memcpy(packed + fi->layout[2 * i], kernelParams[i], fi->layout[2 * i + 1]);
+		size = fi->size;
+	}
+	b = lc_scratch();
+	if (!b)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	vg_put_u64(b, id);
+	vg_put_u32(b, gx);
+	vg_put_u32(b, gy);
+	vg_put_u32(b, gz);
+	vg_put_u32(b, bx);
+	vg_put_u32(b, by);
+	vg_put_u32(b, bz);
+	vg_put_u32(b, shmem);
+	res = lc_put_handle(b, hStream, VG_H_CUstream, 1);
+	if (res != CUDA_SUCCESS)
+		return res;
+	vg_put_blob(b, params, (uint32_t)size);
+	vg_buf_init(&rep);
+	res = lc_rpc(VG_OP_LAUNCH, b, &rep);
+	vg_buf_fini(&rep);
+	return res;
+}
+
+VG_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+				  unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY,
+				  unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream,
+				  void **kernelParams, void **extra)
+{
+	return launch(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes,
+		      hStream, kernelParams, extra);
+}
+
+VG_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+				       unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY,
+				       unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream,
+				       void **kernelParams, void **extra)
+{
+	/* In the per-thread-default-stream build, NULL means this thread's stream. */
+	if (!hStream)
+		hStream = CU_STREAM_PER_THREAD;
+	return launch(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes,
+		      hStream, kernelParams, extra);
+}
+
+static CUresult occupancy(int *minGridSize, int *blockSize, CUfunction func, CUoccupancyB2DSize cb,
+			  size_t dynamicSMemSize, int blockSizeLimit, unsigned int flags)
+{
+	uint64_t id = (uint64_t)(uintptr_t)func;
+	struct vg_buf *b, rep;
+	struct vg_rd r;
+	CUresult res = lc_check();
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!minGridSize || !blockSize)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!func || !lc_handle_known(id, VG_H_CUfunction))
+		return CUDA_ERROR_INVALID_HANDLE;
+	b = lc_scratch();
+	if (!b)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	vg_put_u64(b, id);
+	vg_put_u64(b, dynamicSMemSize);
+	vg_put_u32(b, (uint32_t)blockSizeLimit);
+	vg_put_u32(b, flags);
+	vg_put_u32(b, cb != NULL);
+	lc_set_occupancy_callback(cb);
+	vg_buf_init(&rep);
+	res = lc_rpc(VG_OP_OCC_BLOCKSIZE, b, &rep);
+	lc_set_occupancy_callback(NULL);
+	if (res == CUDA_SUCCESS) {
+		vg_rd_init(&r, rep.p, rep.len);
+		*minGridSize = (int)vg_get_u32(&r);
+		*blockSize = (int)vg_get_u32(&r);
+		if (r.err)
+			res = CUDA_ERROR_UNKNOWN;
+	}
+	vg_buf_fini(&rep);
+	return res;
+}
+
+VG_EXPORT CUresult cuOccupancyMaxPotentialBlockSize(int *minGridSize, int *blockSize, CUfunction func,
+						    CUoccupancyB2DSize blockSizeToDynamicSMemSize,
+						    size_t dynamicSMemSize, int blockSizeLimit)
+{
+	return occupancy(minGridSize, blockSize, func, blockSizeToDynamicSMemSize, dynamicSMemSize,
+			 blockSizeLimit, 0);
+}
+
+VG_EXPORT CUresult cuOccupancyMaxPotentialBlockSizeWithFlags(int *minGridSize, int *blockSize,
+							     CUfunction func,
+							     CUoccupancyB2DSize blockSizeToDynamicSMemSize,
+							     size_t dynamicSMemSize, int blockSizeLimit,
+							     unsigned int flags)
+{
+	return occupancy(minGridSize, blockSize, func, blockSizeToDynamicSMemSize, dynamicSMemSize,
+			 blockSizeLimit, flags);
+}

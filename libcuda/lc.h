@@ -1,0 +1,90 @@
+/*
+ * Internals of the guest library libcuda.so.1 (prefix lc_).
+ *
+ * Everything here runs inside someone else's program: no constructors, no
+ * aborts, no signals; exported functions return CUresult.
+ */
+#ifndef VGPU_LC_H
+#define VGPU_LC_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "g_api.h"
+#include "vgpu/htab.h"
+#include "vgpu/log.h"
+#include "vgpu/wire.h"
+#include "vgpu/ops.h"
+
+#ifndef VGPU_DRIVER_VERSION
+#define VGPU_DRIVER_VERSION 13000
+#endif
+
+#define LC_DEV_MAX        VG_SNAP_DEV_MAX
+#define LC_ATTR_MAX       VG_SNAP_ATTRS
+#define LC_NAME_MAX       VG_SNAP_NAME_MAX
+#define LC_BUSID_MAX      VG_SNAP_BUSID_MAX
+
+/* One device as the host answered at cuInit. */
+struct lc_device {
+	int host_ordinal;
+	char name[LC_NAME_MAX];
+	uint8_t uuid[16];
+	char busid[LC_BUSID_MAX];
+	uint64_t total_mem;
+	int32_t attr_status[LC_ATTR_MAX];
+	int32_t attr_value[LC_ATTR_MAX];
+	int32_t luid_status;
+	uint8_t luid[8];
+	uint32_t luid_mask;
+};
+
+struct lc_state {
+	pthread_mutex_t lock;		/* init, control channel, handle table */
+	int initialized;
+	pid_t pid;			/* the process that called cuInit */
+	int lost;			/* the transport went away after init */
+	struct tp_chan *ctl;
+	uint64_t seq;			/* atomic */
+	uint64_t next_id;		/* atomic: guest handle ids */
+	int ndev;
+	struct lc_device dev[LC_DEV_MAX];
+	struct vg_htab handles;		/* id -> (type, data) */
+	struct vg_htab hostmem;		/* guest pinned allocations: address -> size, flags */
+};
+
+extern struct lc_state lc;
+
+/* Called first by every exported function that needs the session. */
+CUresult lc_check(void);
+
+/* Generic marshalling of a sync/async call by its descriptor. */
+CUresult lc_call(int fn, const uint64_t *a);
+CUresult lc_unsupported(int fn);
+
+/*
+ * One round trip on the calling thread's channel: sends CALL `op` with the
+ * payload in req and fills rep with the reply payload.  Returns the
+ * CUresult in the reply's header, or CUDA_ERROR_DEVICE_UNAVAILABLE when the
+ * transport failed.  Host->guest calls arriving meanwhile are served.
+ */
+CUresult lc_rpc(uint32_t op, const struct vg_buf *req, struct vg_buf *rep);
+
+/* Handles. */
+uint64_t lc_handle_propose(void);
+int lc_handle_known(uint64_t id, int htype);
+void lc_handle_add(uint64_t id, int htype);
+void lc_handle_remove(uint64_t id);
+void *lc_handle_data(uint64_t id);
+void lc_handle_set_data(uint64_t id, void *data);
+/* The error the real driver gives for a bad handle of this type. */
+CUresult lc_bad_handle_error(int htype);
+/* Encodes a handle argument (validated); returns 0 or a CUresult. */
+CUresult lc_put_handle(struct vg_buf *b, const void *h, int htype, int null_ok);
+
+/* Devices: guest ordinal -> snapshot. */
+const struct lc_device *lc_device(int ordinal);
+
+
+#endif

@@ -1,0 +1,216 @@
+/*
+ * 2D and 3D copies (VG_OP_MEMCPY2D / VG_OP_MEMCPY3D), whose descriptors
+ * hold host pointers and array handles: host regions are gathered into (or
+ * scattered from) a packed blob, arrays travel as ids.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lc.h"
+
+struct vg_buf *lc_scratch(void);
+
+struct lc_side {
+	CUmemorytype type;
+	const void *host;
+	CUdeviceptr dev;
+	CUarray array;
+	size_t pitch, x, y, z, lod, height;
+};
+
+static CUresult put_side(struct vg_buf *b, const struct lc_side *s, int three_d)
+{
+	CUresult res = CUDA_SUCCESS;
+
+	vg_put_u32(b, (uint32_t)s->type);
+	vg_put_u64(b, s->dev);
+	if (s->type == CU_MEMORYTYPE_ARRAY)
+		res = lc_put_handle(b, s->array, VG_H_CUarray, 0);
+	else
+		vg_put_u64(b, 0);
+	vg_put_u64(b, s->pitch);
+	vg_put_u64(b, s->x);
+	vg_put_u64(b, s->y);
+	if (three_d) {
+		vg_put_u64(b, s->z);
+		vg_put_u64(b, s->lod);
+		vg_put_u64(b, s->height);
+	}
+	return res;
+}
+
+/* Row (y, z) of a host side starts here. */
+static size_t host_row(const struct lc_side *s, size_t y, size_t z)
+{
+	size_t height = s->height ? s->height : 0;
+
+	return ((s->z + z) * height + s->y + y) * s->pitch + s->x;
+}
+
+static CUresult copy(int three_d, uint32_t variant, const struct lc_side *src, const struct lc_side *dst,
+		     size_t w, size_t h, size_t d, CUstream stream)
+{
+	struct vg_buf *b, rep;
+	struct vg_rd r;
+	CUresult res = lc_check();
+	size_t y, z;
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (src->type < CU_MEMORYTYPE_HOST || src->type > CU_MEMORYTYPE_UNIFIED ||
+	    dst->type < CU_MEMORYTYPE_HOST || dst->type > CU_MEMORYTYPE_UNIFIED)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (w == 0 || h == 0 || d == 0)
+		return CUDA_SUCCESS;
+	if (w > VG_MSG_MAX || h > VG_MSG_MAX || d > VG_MSG_MAX || (uint64_t)w * h * d > VG_MSG_MAX - 4096) {
+		VG_WARN("a %zux%zux%zu copy is larger than one message; not supported yet", w, h, d);
+		return CUDA_ERROR_NOT_SUPPORTED;
+	}
+	if ((src->type == CU_MEMORYTYPE_HOST && (!src->host || src->pitch < src->x + w)) ||
+	    (dst->type == CU_MEMORYTYPE_HOST && (!dst->host || dst->pitch < dst->x + w)))
+		return CUDA_ERROR_INVALID_VALUE;
+	b = lc_scratch();
+	if (!b)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	vg_put_u32(b, variant);
+	res = lc_put_handle(b, stream, VG_H_CUstream, 1);
+	if (res == CUDA_SUCCESS)
+		res = put_side(b, src, three_d);
+	if (res == CUDA_SUCCESS)
+		res = put_side(b, dst, three_d);
+	if (res != CUDA_SUCCESS)
+		return res;
+	vg_put_u64(b, w);
+	vg_put_u64(b, h);
+	if (three_d)
+		vg_put_u64(b, d);
+	if (src->type == CU_MEMORYTYPE_HOST) {
+		uint8_t *q;
+
+		vg_put_u32(b, (uint32_t)(w * h * d));
+		q = vg_put_space(b, w * h * d);
+		if (!q)
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		for (z = 0; z < d; z++)
+			for (y = 0; y < h; y++)
+				memcpy(q + (z * h + y) * w, (const uint8_t *)src->host + host_row(src, y, z), w);
+	}
+	vg_buf_init(&rep);
+	res = lc_rpc(three_d ? VG_OP_MEMCPY3D : VG_OP_MEMCPY2D, b, &rep);
+	if (res == CUDA_SUCCESS && dst->type == CU_MEMORYTYPE_HOST) {
+		uint32_t n = 0;
+		int is_null = 0;
+		const uint8_t *q;
+
+		vg_rd_init(&r, rep.p, rep.len);
+		q = vg_get_blob(&r, VG_MSG_MAX, &n, &is_null);
+		if (!q || n != w * h * d) {
+			res = CUDA_ERROR_UNKNOWN;
+		} else {
+			for (z = 0; z < d; z++)
+				for (y = 0; y < h; y++)
+					memcpy((uint8_t *)dst->host + host_row(dst, y, z), q + (z * h + y) * w, w);
+		}
+	}
+	vg_buf_fini(&rep);
+	return res;
+}
+
+static void sides_2d(const CUDA_MEMCPY2D *c, struct lc_side *s, struct lc_side *d)
+{
+	memset(s, 0, sizeof(*s));
+	memset(d, 0, sizeof(*d));
+	s->type = c->srcMemoryType;
+	s->host = c->srcHost;
+	s->dev = c->srcDevice;
+	s->array = c->srcArray;
+	s->pitch = c->srcPitch;
+	s->x = c->srcXInBytes;
+	s->y = c->srcY;
+	d->type = c->dstMemoryType;
+	d->host = c->dstHost;
+	d->dev = c->dstDevice;
+	d->array = c->dstArray;
+	d->pitch = c->dstPitch;
+	d->x = c->dstXInBytes;
+	d->y = c->dstY;
+}
+
+static CUresult copy2d(const CUDA_MEMCPY2D *c, uint32_t variant, CUstream stream)
+{
+	struct lc_side s, d;
+
+	if (!c)
+		return CUDA_ERROR_INVALID_VALUE;
+	sides_2d(c, &s, &d);
+	return copy(0, variant, &s, &d, c->WidthInBytes, c->Height, 1, stream);
+}
+
+static CUresult copy3d(const CUDA_MEMCPY3D *c, uint32_t variant, CUstream stream)
+{
+	struct lc_side s, d;
+
+	if (!c)
+		return CUDA_ERROR_INVALID_VALUE;
+	memset(&s, 0, sizeof(s));
+	memset(&d, 0, sizeof(d));
+	s.type = c->srcMemoryType;
+	s.host = c->srcHost;
+	s.dev = c->srcDevice;
+	s.array = c->srcArray;
+	s.pitch = c->srcPitch;
+	s.height = c->srcHeight;
+	s.x = c->srcXInBytes;
+	s.y = c->srcY;
+	s.z = c->srcZ;
+	s.lod = c->srcLOD;
+	d.type = c->dstMemoryType;
+	d.host = c->dstHost;
+	d.dev = c->dstDevice;
+	d.array = c->dstArray;
+	d.pitch = c->dstPitch;
+	d.height = c->dstHeight;
+	d.x = c->dstXInBytes;
+	d.y = c->dstY;
+	d.z = c->dstZ;
+	d.lod = c->dstLOD;
+	if ((s.type == CU_MEMORYTYPE_HOST && c->Depth > 1 && s.height < c->Height) ||
+	    (d.type == CU_MEMORYTYPE_HOST && c->Depth > 1 && d.height < c->Height))
+		return CUDA_ERROR_INVALID_VALUE;
+	return copy(1, variant, &s, &d, c->WidthInBytes, c->Height, c->Depth, stream);
+}
+
+VG_EXPORT CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D *pCopy)
+{
+	return copy2d(pCopy, 0, NULL);
+}
+
+VG_EXPORT CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *pCopy)
+{
+	return copy2d(pCopy, 1, NULL);
+}
+
+VG_EXPORT CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *pCopy, CUstream hStream)
+{
+	return copy2d(pCopy, 2, hStream);
+}
+
+VG_EXPORT CUresult cuMemcpy3D_v2(const CUDA_MEMCPY3D *pCopy)
+{
+	return copy3d(pCopy, 0, NULL);
+}
+
+VG_EXPORT CUresult cuMemcpy3DAsync_v2(const CUDA_MEMCPY3D *pCopy, CUstream hStream)
+{
+	return copy3d(pCopy, 2, hStream);
+}
+
+VG_EXPORT CUresult cuMemcpy2DAsync_v2_ptsz(const CUDA_MEMCPY2D *pCopy, CUstream hStream)
+{
+	return copy2d(pCopy, 2, hStream ? hStream : CU_STREAM_PER_THREAD);
+}
+
+VG_EXPORT CUresult cuMemcpy3DAsync_v2_ptsz(const CUDA_MEMCPY3D *pCopy, CUstream hStream)
+{
+	return copy3d(pCopy, 2, hStream ? hStream : CU_STREAM_PER_THREAD);
+}

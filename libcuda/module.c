@@ -1,0 +1,232 @@
+/*
+ * Module loading: find how long an image is (PTX text, ELF cubin, fatbin,
+ * or the fatbin wrapper cudart registers) and ship it with VG_OP_MODULE_LOAD.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "lc.h"
+
+struct vg_buf *lc_scratch(void);
+
+#define FATBIN_MAGIC   0xBA55ED50u
+#define WRAPPER_MAGIC  0x466243b1u
+
+static uint64_t rd64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static uint16_t rd16(const uint8_t *p)
+{
+	uint16_t v;
+
+	memcpy(&v, p, 2);
+	return v;
+}
+
+/* An ELF image ends where its furthest header table or section ends. */
+static size_t elf_size(const uint8_t *p)
+{
+	uint64_t shoff, phoff, end;
+	uint16_t shentsize, shnum, phentsize, phnum, i;
+
+	if (p[4] != 2)		/* ELFCLASS64 only: that is what nvcc emits */
+		return 0;
+	phoff = rd64(p + 0x20);
+	shoff = rd64(p + 0x28);
+	phentsize = rd16(p + 0x36);
+	phnum = rd16(p + 0x38);
+	shentsize = rd16(p + 0x3a);
+	shnum = rd16(p + 0x3c);
+	end = 64;
+	if (phoff + (uint64_t)phnum * phentsize > end)
+		end = phoff + (uint64_t)phnum * phentsize;
+	if (shoff + (uint64_t)shnum * shentsize > end)
+		end = shoff + (uint64_t)shnum * shentsize;
+	for (i = 0; i < shnum && shentsize >= 0x28; i++) {
+		const uint8_t *sh = p + shoff + (uint64_t)i * shentsize;
+		uint32_t type = rd32(sh + 4);
+		uint64_t off = rd64(sh + 0x18), size = rd64(sh + 0x20);
+
+		if (type != 8 /* SHT_NOBITS */ && off + size > end)
+			end = off + size;
+	}
+	for (i = 0; i < phnum && phentsize >= 0x38; i++) {
+		const uint8_t *ph = p + phoff + (uint64_t)i * phentsize;
+		uint64_t off = rd64(ph + 0x08), filesz = rd64(ph + 0x20);
+
+		if (off + filesz > end)
+			end = off + filesz;
+	}
+	return end > VG_MSG_MAX ? 0 : (size_t)end;
+}
+
+/*
+ * The bytes to ship for an image, or 0 when its format is not recognised.
+ * *start may move: a wrapper points at the fatbin it wraps.
+ */
+size_t lc_image_size(const void **start);
+size_t lc_image_size(const void **start)
+{
+	const uint8_t *p = *start;
+	uint32_t magic;
+
+	if (!p)
+		return 0;
+	magic = rd32(p);
+	if (magic == WRAPPER_MAGIC) {
+		p = (const uint8_t *)(uintptr_t)rd64(p + 8);
+		if (!p)
+			return 0;
+		*start = p;
+		magic = rd32(p);
+	}
+	if (magic == FATBIN_MAGIC) {
+		uint64_t n = (uint64_t)rd16(p + 6) + rd64(p + 8);
+
+		return n > VG_MSG_MAX ? 0 : (size_t)n;
+	}
+	if (!memcmp(p, "\177ELF", 4))
+		return elf_size(p);
+	/* PTX (or anything textual): up to and including the NUL. */
+	return strnlen((const char *)p, VG_MSG_MAX - 1) + 1;
+}
+
+static CUresult module_load(CUmodule *module, const void *image, uint32_t kind)
+{
+	struct vg_buf *b, rep;
+	struct vg_rd r;
+	CUresult res = lc_check();
+	size_t n;
+	uint64_t id;
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!module || !image)
+		return CUDA_ERROR_INVALID_VALUE;
+	n = lc_image_size(&image);
+	if (!n)
+		return CUDA_ERROR_INVALID_IMAGE;
+	b = lc_scratch();
+	if (!b)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	vg_put_u32(b, kind);
+	vg_put_u64(b, lc_handle_propose());
+	vg_put_blob(b, image, (uint32_t)n);
+	vg_buf_init(&rep);
+	res = lc_rpc(VG_OP_MODULE_LOAD, b, &rep);
+	if (res == CUDA_SUCCESS) {
+		vg_rd_init(&r, rep.p, rep.len);
+		id = vg_get_u64(&r);
+		if (r.err || !id) {
+			res = CUDA_ERROR_UNKNOWN;
+		} else {
+			lc_handle_add(id, VG_H_CUmodule);
+			*module = (CUmodule)(uintptr_t)id;
+		}
+	}
+	vg_buf_fini(&rep);
+	return res;
+}
+
+VG_EXPORT CUresult cuModuleLoadData(CUmodule *module, const void *image)
+{
+	return module_load(module, image, VG_MOD_DATA);
+}
+
+VG_EXPORT CUresult cuModuleLoadFatBinary(CUmodule *module, const void *fatCubin)
+{
+	return module_load(module, fatCubin, VG_MOD_FATBIN);
+}
+
+/*
+ * JIT options are not forwarded yet: the image is compiled with the
+ * host's defaults.  Output options get empty logs and zero times, so
+ * callers that print them see nothing rather than garbage.
+ */
+VG_EXPORT CUresult cuModuleLoadDataEx(CUmodule *module, const void *image, unsigned int numOptions,
+				      CUjit_option *options, void **optionValues)
+{
+	unsigned int i;
+	CUresult res;
+
+	if (numOptions && (!options || !optionValues))
+		return CUDA_ERROR_INVALID_VALUE;
+	res = module_load(module, image, VG_MOD_DATA_EX);
+	for (i = 0; i < numOptions; i++) {
+		switch ((int)options[i]) {
+		case CU_JIT_WALL_TIME: {
+			float z = 0;
+
+			memcpy(&optionValues[i], &z, sizeof(z));
+			break;
+		}
+		case CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES:
+		case CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES:
+			optionValues[i] = NULL;
+			break;
+		case CU_JIT_INFO_LOG_BUFFER:
+		case CU_JIT_ERROR_LOG_BUFFER:
+			if (optionValues[i])
+				*(char *)optionValues[i] = '\0';
+			break;
+		default:
+			break;
+		}
+	}
+	return res;
+}
+
+VG_EXPORT CUresult cuModuleLoad(CUmodule *module, const char *fname)
+{
+	struct stat st;
+	CUresult res = lc_check();
+	char *img;
+	ssize_t got;
+	size_t off = 0;
+	int fd;
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!module || !fname)
+		return CUDA_ERROR_INVALID_VALUE;
+	fd = open(fname, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return CUDA_ERROR_FILE_NOT_FOUND;
+	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (uint64_t)st.st_size > VG_MSG_MAX - 4096) {
+		close(fd);
+		return CUDA_ERROR_INVALID_IMAGE;
+	}
+	img = malloc((size_t)st.st_size + 1);
+	if (!img) {
+		close(fd);
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	}
+	while (off < (size_t)st.st_size) {
+		got = read(fd, img + off, (size_t)st.st_size - off);
+		if (got <= 0)
+			break;
+		off += (size_t)got;
+	}
+	close(fd);
+	img[off] = '\0';
+	res = off == (size_t)st.st_size ? module_load(module, img, VG_MOD_DATA) : CUDA_ERROR_FILE_NOT_FOUND;
+	free(img);
+	return res;
+}

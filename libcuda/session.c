@@ -1,0 +1,348 @@
+/*
+ * The session with vgpud: cuInit's handshake, one channel per guest thread,
+ * round trips, and the process-life rules (fork, transport loss).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "lc.h"
+#include "tp.h"
+
+struct lc_state lc = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+#define LC_DEFAULT_SERVER "unix:/run/vgpu/vgpud.sock"
+
+/* The control channel carries THREAD_OPEN requests from any thread. */
+static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
+static int forked;		/* set in the child of a fork after cuInit */
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t chan_key;
+
+struct lc_tchan {
+	struct tp_chan *chan;
+	uint32_t tid;		/* channel id the worker gave us */
+	struct vg_buf buf;	/* request scratch for lc_call */
+};
+
+static __thread struct lc_tchan *tls_chan;
+static __thread size_t (*tls_occ_cb)(int);
+
+static void session_child_after_fork(void)
+{
+	/*
+	 * The child's CUDA state is invalid, as with NVIDIA's driver.  The
+	 * inherited sockets belong to the parent's session: never use them.
+	 */
+	forked = 1;
+	tls_chan = NULL;
+}
+
+static void chan_destructor(void *p)
+{
+	struct lc_tchan *t = p;
+
+	if (!t)
+		return;
+	if (!forked && t->chan)
+		tp_chan_destroy(t->chan);
+	vg_buf_fini(&t->buf);
+	free(t);
+}
+
+static void key_init(void)
+{
+	pthread_key_create(&chan_key, chan_destructor);
+	pthread_atfork(NULL, NULL, session_child_after_fork);
+}
+
+CUresult lc_check(void)
+{
+	if (__atomic_load_n(&lc.initialized, __ATOMIC_ACQUIRE) == 0 || forked)
+		return CUDA_ERROR_NOT_INITIALIZED;
+	if (__atomic_load_n(&lc.lost, __ATOMIC_RELAXED))
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	return CUDA_SUCCESS;
+}
+
+static void session_lost(const char *why, int err)
+{
+	if (!__atomic_exchange_n(&lc.lost, 1, __ATOMIC_RELAXED))
+		VG_ERR("connection to vgpud lost (%s: %s); CUDA calls now fail with "
+		       "CUDA_ERROR_DEVICE_UNAVAILABLE", why, strerror(err > 0 ? err : -err));
+}
+
+static uint64_t next_seq(void)
+{
+	return __atomic_add_fetch(&lc.seq, 1, __ATOMIC_RELAXED);
+}
+
+/* Opens this thread's channel: THREAD_OPEN on the control channel. */
+static struct lc_tchan *chan_open(void)
+{
+	struct vg_hdr h = { .kind = VG_MSG_THREAD_OPEN };
+	struct lc_tchan *t = NULL;
+	struct vg_buf b;
+	struct vg_rd r;
+	uint8_t payload[4];
+	int fd = -1, ret;
+	uint32_t tid = (uint32_t)syscall(SYS_gettid);
+
+	vg_buf_init(&b);
+	payload[0] = (uint8_t)tid;
+	payload[1] = (uint8_t)(tid >> 8);
+	payload[2] = (uint8_t)(tid >> 16);
+	payload[3] = (uint8_t)(tid >> 24);
+	pthread_mutex_lock(&ctl_lock);
+	h.seq = next_seq();
+	ret = tp_send_msg(lc.ctl, &h, payload, sizeof(payload), -1);
+	if (ret == 0)
+		ret = tp_recv_msg(lc.ctl, &h, &b, VG_TEXT_MAX + 64, &fd);
+	pthread_mutex_unlock(&ctl_lock);
+	if (ret < 0) {
+		session_lost("opening a thread channel", ret);
+		goto out;
+	}
+	if (h.kind != VG_MSG_THREAD_OPENED || h.status != 0 || fd < 0) {
+		VG_ERR("vgpud refused a thread channel (status %d)", h.status);
+		goto out;
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		goto out;
+	vg_rd_init(&r, b.p, b.len);
+	t->tid = vg_get_u32(&r);
+	vg_buf_init(&t->buf);
+	if (tp_unix_wrap(fd, &t->chan) < 0) {
+		free(t);
+		t = NULL;
+		goto out;
+	}
+	fd = -1;
+	pthread_setspecific(chan_key, t);
+out:
+	if (fd >= 0)
+		close(fd);
+	vg_buf_fini(&b);
+	return t;
+}
+
+static struct lc_tchan *chan_get(void)
+{
+	if (tls_chan)
+		return tls_chan;
+	tls_chan = chan_open();
+	return tls_chan;
+}
+
+struct vg_buf *lc_scratch(void);
+struct vg_buf *lc_scratch(void)
+{
+	struct lc_tchan *t = chan_get();
+
+	if (!t)
+		return NULL;
+	vg_buf_reset(&t->buf);
+	return &t->buf;
+}
+
+static int serve_host_call(struct lc_tchan *t, const struct vg_hdr *in, const struct vg_buf *p)
+{
+	struct vg_hdr h = { .kind = VG_MSG_HOST_RETURN, .op = in->op, .tid = t->tid, .seq = in->seq };
+	uint8_t out[8] = { 0 };
+	struct vg_rd r;
+
+	vg_rd_init(&r, p->p, p->len);
+	switch (in->op) {
+	case VG_HC_OCCUPANCY_SMEM: {
+		int bs = (int)vg_get_u32(&r);
+		uint64_t v = 0;
+		int i;
+
+		if (!r.err && tls_occ_cb)
+			v = tls_occ_cb(bs);
+		for (i = 0; i < 8; i++)
+			out[i] = (uint8_t)(v >> (8 * i));
+		break;
+	}
+	default:
+		h.status = CUDA_ERROR_NOT_SUPPORTED;
+		break;
+	}
+	return tp_send_msg(t->chan, &h, out, sizeof(out), -1);
+}
+
+void lc_set_occupancy_callback(size_t (*cb)(int));
+void lc_set_occupancy_callback(size_t (*cb)(int))
+{
+	tls_occ_cb = cb;
+}
+
+CUresult lc_rpc(uint32_t op, const struct vg_buf *req, struct vg_buf *rep)
+{
+	struct lc_tchan *t;
+	struct vg_hdr h = { .kind = VG_MSG_CALL, .op = op };
+	uint64_t seq;
+	int ret;
+
+	if (req->err)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	t = chan_get();
+	if (!t)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	seq = next_seq();
+	h.tid = t->tid;
+	h.seq = seq;
+	ret = tp_send_msg(t->chan, &h, req->p, req->len, -1);
+	if (ret < 0)
+		goto lost;
+	for (;;) {
+		ret = tp_recv_msg(t->chan, &h, rep, VG_MSG_MAX, NULL);
+		if (ret < 0)
+			goto lost;
+		if (h.kind == VG_MSG_HOST_CALL) {
+			ret = serve_host_call(t, &h, rep);
+			if (ret < 0)
+				goto lost;
+			continue;
+		}
+		if (h.kind != VG_MSG_REPLY || h.seq != seq) {
+			ret = -EPROTO;
+			goto lost;
+		}
+		return (CUresult)h.status;
+	}
+lost:
+	session_lost("call", ret);
+	return CUDA_ERROR_DEVICE_UNAVAILABLE;
+}
+
+/* Environment the worker should see: the driver's own settings. */
+static int env_forwarded(const char *e)
+{
+	if (strncmp(e, "CUDA_", 5) != 0)
+		return 0;
+	/* Applied by the guest library against the snapshot, never by the host. */
+	if (!strncmp(e, "CUDA_VISIBLE_DEVICES=", 21))
+		return 0;
+	return 1;
+}
+
+static CUresult session_hello(void)
+{
+	extern char **environ;
+	struct vg_hello m = {
+		.magic = VG_WIRE_MAGIC,
+		.version = VG_WIRE_VERSION,
+		.min_version = VG_WIRE_VERSION,
+		.caps = 0,
+		.driver_version = VGPU_DRIVER_VERSION,
+		.pid = (uint32_t)getpid(),
+	};
+	struct vg_hdr h = { .kind = VG_MSG_HELLO };
+	struct vg_welcome w;
+	struct vg_buf b;
+	struct vg_rd r;
+	CUresult res = CUDA_ERROR_NO_DEVICE;
+	char **e;
+	int ret;
+
+	for (e = environ; e && *e && m.nenv < VG_ENV_MAX; e++) {
+		size_t n = strlen(*e);
+
+		if (!env_forwarded(*e) || n == 0 || n > VG_ENV_ENTRY_MAX)
+			continue;
+		m.env[m.nenv] = *e;
+		m.env_len[m.nenv] = (uint32_t)n;
+		m.nenv++;
+	}
+	vg_buf_init(&b);
+	if (vg_hello_encode(&m, &b) < 0 || b.err)
+		goto out;
+	h.seq = next_seq();
+	ret = tp_send_msg(lc.ctl, &h, b.p, b.len, -1);
+	if (ret == 0)
+		ret = tp_recv_msg(lc.ctl, &h, &b, VG_TEXT_MAX + 64, NULL);
+	if (ret < 0) {
+		VG_WARN("vgpud did not answer the handshake: %s", strerror(-ret));
+		goto out;
+	}
+	if (h.kind != VG_MSG_WELCOME) {
+		VG_WARN("vgpud answered the handshake with message kind %u", h.kind);
+		goto out;
+	}
+	vg_rd_init(&r, b.p, b.len);
+	if (vg_welcome_decode(&r, &w) < 0) {
+		VG_WARN("malformed WELCOME from vgpud");
+		goto out;
+	}
+	if (h.status != 0) {
+		VG_WARN("vgpud refused the session: %.*s", (int)w.ntext, w.text ? w.text : "");
+		res = (CUresult)h.status;
+		goto out;
+	}
+	res = CUDA_SUCCESS;
+out:
+	vg_buf_fini(&b);
+	return res;
+}
+
+CUresult lc_snapshot(void);
+
+VG_EXPORT CUresult cuInit(unsigned int Flags)
+{
+	const char *server;
+	CUresult res;
+	int ret;
+
+	if (Flags != 0)
+		return CUDA_ERROR_INVALID_VALUE;
+	pthread_once(&key_once, key_init);
+	if (forked)
+		return CUDA_ERROR_NOT_INITIALIZED;
+	pthread_mutex_lock(&lc.lock);
+	if (lc.initialized) {
+		pthread_mutex_unlock(&lc.lock);
+		return lc.lost ? CUDA_ERROR_DEVICE_UNAVAILABLE : CUDA_SUCCESS;
+	}
+	server = getenv("VGPU_SERVER");
+	if (!server || !*server)
+		server = LC_DEFAULT_SERVER;
+	ret = tp_connect(server, &lc.ctl);
+	if (ret < 0) {
+		VG_WARN("cannot reach vgpud at %s: %s (set VGPU_SERVER)", server, strerror(-ret));
+		res = CUDA_ERROR_NO_DEVICE;
+		goto fail;
+	}
+	res = session_hello();
+	if (res != CUDA_SUCCESS)
+		goto fail_close;
+	lc.pid = getpid();
+	if (!lc.next_id)
+		lc.next_id = 0x10000;
+	vg_htab_init(&lc.handles);
+	vg_htab_init(&lc.hostmem);
+	res = lc_snapshot();
+	if (res != CUDA_SUCCESS)
+		goto fail_close;
+	__atomic_store_n(&lc.initialized, 1, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&lc.lock);
+	return CUDA_SUCCESS;
+
+fail_close:
+	if (tls_chan) {
+		pthread_setspecific(chan_key, NULL);
+		chan_destructor(tls_chan);
+		tls_chan = NULL;
+	}
+	tp_chan_destroy(lc.ctl);
+	lc.ctl = NULL;
+fail:
+	pthread_mutex_unlock(&lc.lock);
+	return res;
+}

@@ -1,0 +1,456 @@
+/*
+ * The worker's handle tables and generic dispatch: decode a CALL by the
+ * function's descriptor, validate every length, count and handle, call the
+ * driver through libffi, encode the outputs.
+ */
+#include <errno.h>
+#include <ffi.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "worker.h"
+
+/* ---- handles ---------------------------------------------------------- */
+
+#define WK_HOST_ID_BIT (1ull << 63)
+
+CUresult wk_bad_handle_error(int htype)
+{
+	return htype == VG_H_CUcontext ? CUDA_ERROR_INVALID_CONTEXT : CUDA_ERROR_INVALID_HANDLE;
+}
+
+int wk_handle_lookup(uint64_t id, int htype, void **real)
+{
+	struct vg_hent *e;
+	int ok = 0;
+
+	pthread_mutex_lock(&wk.lock);
+	e = vg_htab_get(&wk.ids, id);
+	if (e && ((int)e->type == htype ||
+		  (htype == VG_H_CUfunction && (int)e->type == VG_H_CUkernel))) {
+		*real = (void *)(uintptr_t)e->val;
+		ok = 1;
+	}
+	pthread_mutex_unlock(&wk.lock);
+	return ok;
+}
+
+/*
+ * Returns the id for a real handle: the existing one when the driver gave
+ * back an object we know (the primary context, a module's function asked
+ * twice), else the guest's proposal, else a host id.  0 on a bad proposal.
+ */
+uint64_t wk_handle_register(void *real, int htype, uint64_t proposed)
+{
+	struct vg_hent *e;
+	uint64_t id = 0;
+
+	if (!real)
+		return 0;
+	pthread_mutex_lock(&wk.lock);
+	e = vg_htab_get(&wk.rev[htype], (uint64_t)(uintptr_t)real);
+	if (e) {
+		id = e->val;
+		goto out;
+	}
+	if (proposed) {
+		if (proposed <= 2 || (proposed & WK_HOST_ID_BIT) || vg_htab_get(&wk.ids, proposed))
+			goto out;
+		id = proposed;
+	} else {
+		id = WK_HOST_ID_BIT | (wk.next_host_id += 16);
+	}
+	if (!vg_htab_put(&wk.ids, id, (uint64_t)(uintptr_t)real, (uint32_t)htype, NULL) ||
+	    !vg_htab_put(&wk.rev[htype], (uint64_t)(uintptr_t)real, id, (uint32_t)htype, NULL))
+		id = 0;
+out:
+	pthread_mutex_unlock(&wk.lock);
+	return id;
+}
+
+void wk_handle_forget(uint64_t id)
+{
+	struct vg_hent *e;
+
+	pthread_mutex_lock(&wk.lock);
+	e = vg_htab_get(&wk.ids, id);
+	if (e) {
+		vg_htab_del(&wk.rev[e->type], e->val);
+		vg_htab_del(&wk.ids, id);
+	}
+	pthread_mutex_unlock(&wk.lock);
+}
+
+static int handle_is_special(uint64_t id, int htype)
+{
+	return id == 0 || (htype == VG_H_CUstream && (id == 1 || id == 2));
+}
+
+CUresult wk_get_handle(struct vg_rd *r, int htype, void **real)
+{
+	uint64_t id;
+
+	return wk_get_handle_id(r, htype, real, &id);
+}
+
+CUresult wk_get_handle_id(struct vg_rd *r, int htype, void **real, uint64_t *idp)
+{
+	uint64_t id = vg_get_u64(r);
+
+	*idp = id;
+
+	if (r->err)
+		wk_fatal("truncated handle");
+	if (handle_is_special(id, htype)) {
+		*real = (void *)(uintptr_t)id;
+		return CUDA_SUCCESS;
+	}
+	if (!wk_handle_lookup(id, htype, real))
+		return wk_bad_handle_error(htype);
+	return CUDA_SUCCESS;
+}
+
+void wk_put_handle(struct vg_buf *b, void *real, int htype)
+{
+	uint64_t id = 0;
+
+	if (real && !handle_is_special((uint64_t)(uintptr_t)real, htype))
+		id = wk_handle_register(real, htype, 0);
+	else
+		id = (uint64_t)(uintptr_t)real;
+	vg_put_u64(b, id);
+}
+
+/* ---- generic dispatch -------------------------------------------------- */
+
+static ffi_cif *cifs[VG_FN_MAX];
+static pthread_mutex_t cif_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static ffi_type *arg_ffi_type(const struct vg_arg_desc *ad)
+{
+	switch (ad->kind) {
+	case VG_A_SCALAR:
+		if (ad->flags & VG_ARG_FLOAT)
+			return ad->elem_size == 4 ? &ffi_type_float : &ffi_type_double;
+		switch (ad->elem_size) {
+		case 1: return &ffi_type_uint8;
+		case 2: return &ffi_type_uint16;
+		case 4: return &ffi_type_uint32;
+		default: return &ffi_type_uint64;
+		}
+	case VG_A_DEVICE:
+		return &ffi_type_sint32;
+	default:
+		return &ffi_type_pointer;
+	}
+}
+
+static ffi_cif *get_cif(int fn)
+{
+	const struct vg_fn_desc *d = &vg_fn_descs[fn];
+	ffi_cif *cif;
+	ffi_type **types;
+	int i;
+
+	pthread_mutex_lock(&cif_lock);
+	cif = cifs[fn];
+	if (cif)
+		goto out;
+	cif = calloc(1, sizeof(*cif));
+	types = calloc((size_t)d->nargs + 1, sizeof(*types));
+	if (!cif || !types)
+		goto fail;
+	for (i = 0; i < d->nargs; i++)
+		types[i] = arg_ffi_type(&d->args[i]);
+	if (ffi_prep_cif(cif, FFI_DEFAULT_ABI, d->nargs, &ffi_type_sint32, types) != FFI_OK)
+		goto fail;
+	cifs[fn] = cif;
+	goto out;
+fail:
+	free(cif);
+	free(types);
+	cif = NULL;
+out:
+	pthread_mutex_unlock(&cif_lock);
+	return cif;
+}
+
+union wk_val {
+	uint8_t u8;
+	uint16_t u16;
+	uint32_t u32;
+	uint64_t u64;
+	float f;
+	double d;
+	int32_t i32;
+	void *p;
+};
+
+struct wk_arg {
+	union wk_val v;
+	void *mem;		/* allocated buffer behind a pointer argument */
+	uint64_t count;
+	uint64_t *ids;		/* OUT handles: the guest's proposals */
+	uint64_t id;		/* HANDLE: the id as sent */
+	int null;
+};
+
+static uint32_t wire_elem_size(const struct vg_arg_desc *ad)
+{
+	if (ad->elem == VG_E_HANDLE)
+		return 8;
+	if (ad->elem == VG_E_DEVICE)
+		return 4;
+	return ad->elem_size;
+}
+
+static uint32_t mem_elem_size(const struct vg_arg_desc *ad)
+{
+	if (ad->elem == VG_E_HANDLE)
+		return sizeof(void *);
+	if (ad->elem == VG_E_DEVICE)
+		return sizeof(int);
+	return ad->elem_size;
+}
+
+/* The count the driver will use, from the already-decoded count argument. */
+static uint64_t decoded_count(const struct vg_fn_desc *d, const struct vg_arg_desc *ad, struct wk_arg *args)
+{
+	const struct vg_arg_desc *cd;
+	union wk_val *v;
+
+	if (ad->count_arg < 0)
+		return ad->count;
+	cd = &d->args[ad->count_arg];
+	v = &args[ad->count_arg].v;
+	switch (cd->elem_size) {
+	case 1: return v->u8;
+	case 2: return (uint64_t)(int64_t)(int16_t)v->u16;
+	case 4: return (uint64_t)(int64_t)(int32_t)v->u32;
+	default: return v->u64;
+	}
+}
+
+static uint64_t get_le64(const uint8_t *q)
+{
+	uint64_t v = 0;
+	int k;
+
+	for (k = 0; k < 8; k++)
+		v |= (uint64_t)q[k] << (8 * k);
+	return v;
+}
+
+static CUresult decode_in(const struct vg_fn_desc *d, int i, struct vg_rd *r, struct wk_arg *args)
+{
+	const struct vg_arg_desc *ad = &d->args[i];
+	struct wk_arg *a = &args[i];
+	uint32_t n = 0;
+	int is_null = 0;
+	const uint8_t *q = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
+	uint64_t count, j;
+	CUresult res;
+
+	if (r->err)
+		wk_fatal("%s: truncated argument %d", d->name, i);
+	if (is_null) {
+		a->null = 1;
+		a->v.p = NULL;
+		return CUDA_SUCCESS;
+	}
+	count = decoded_count(d, ad, args);
+	if (count > VG_MSG_MAX || (uint64_t)n != count * wire_elem_size(ad))
+		wk_fatal("%s: argument %d has %u bytes for %llu elements", d->name, i, n,
+			 (unsigned long long)count);
+	a->count = count;
+	a->mem = malloc(count * mem_elem_size(ad) + 1);
+	if (!a->mem)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	switch (ad->elem) {
+	case VG_E_DATA:
+		memcpy(a->mem, q, n);
+		break;
+	case VG_E_HANDLE:
+		for (j = 0; j < count; j++) {
+			struct vg_rd er;
+
+			vg_rd_init(&er, q + 8 * j, 8);
+			res = wk_get_handle(&er, ad->htype, &((void **)a->mem)[j]);
+			if (res != CUDA_SUCCESS)
+				return res;
+		}
+		break;
+	case VG_E_DEVICE:
+		for (j = 0; j < count; j++)
+			((int *)a->mem)[j] = (int)(q[4 * j] | q[4 * j + 1] << 8 | q[4 * j + 2] << 16 |
+						   (uint32_t)q[4 * j + 3] << 24);
+		break;
+	}
+	a->v.p = a->mem;
+	return CUDA_SUCCESS;
+}
+
+static CUresult decode_out(const struct vg_fn_desc *d, int i, struct vg_rd *r, struct wk_arg *args)
+{
+	const struct vg_arg_desc *ad = &d->args[i];
+	struct wk_arg *a = &args[i];
+	uint32_t n = vg_get_u32(r);
+	uint64_t count, j;
+
+	if (r->err)
+		wk_fatal("%s: truncated argument %d", d->name, i);
+	if (n == VG_NULL_LEN) {
+		a->null = 1;
+		a->v.p = NULL;
+		return CUDA_SUCCESS;
+	}
+	count = decoded_count(d, ad, args);
+	if (count != n || count * wire_elem_size(ad) > VG_MSG_MAX - 4096)
+		wk_fatal("%s: output %d announces %u elements, the call says %llu", d->name, i, n,
+			 (unsigned long long)count);
+	a->count = count;
+	a->mem = calloc(1, count * mem_elem_size(ad) + 1);
+	if (!a->mem)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (ad->elem == VG_E_HANDLE) {
+		const uint8_t *q = vg_get_bytes(r, count * 8);
+
+		if (!q)
+			wk_fatal("%s: truncated handle proposals", d->name);
+		a->ids = malloc(count * sizeof(uint64_t) + 1);
+		if (!a->ids)
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		for (j = 0; j < count; j++)
+			a->ids[j] = get_le64(q + 8 * j);
+	}
+	a->v.p = a->mem;
+	return CUDA_SUCCESS;
+}
+
+static void encode_out(const struct vg_fn_desc *d, int i, struct wk_arg *a, struct vg_buf *out)
+{
+	const struct vg_arg_desc *ad = &d->args[i];
+	uint64_t j;
+
+	vg_put_u32(out, (uint32_t)(a->count * wire_elem_size(ad)));
+	switch (ad->elem) {
+	case VG_E_DATA:
+		vg_put_bytes(out, a->mem, a->count * ad->elem_size);
+		break;
+	case VG_E_HANDLE:
+		for (j = 0; j < a->count; j++) {
+			void *real = ((void **)a->mem)[j];
+			uint64_t id = (uint64_t)(uintptr_t)real;
+
+			if (real && !handle_is_special(id, ad->htype)) {
+				id = wk_handle_register(real, ad->htype, a->ids ? a->ids[j] : 0);
+				if (!id)
+					wk_fatal("%s: the guest proposed a bad handle id", d->name);
+			}
+			vg_put_u64(out, id);
+		}
+		break;
+	case VG_E_DEVICE:
+		for (j = 0; j < a->count; j++)
+			vg_put_u32(out, (uint32_t)((int *)a->mem)[j]);
+		break;
+	}
+}
+
+CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf *out)
+{
+	const struct vg_fn_desc *d = &vg_fn_descs[fn];
+	struct wk_arg args[VG_ARGS_MAX];
+	void *avalues[VG_ARGS_MAX];
+	ffi_cif *cif;
+	ffi_arg rc = 0;
+	CUresult res = CUDA_SUCCESS;
+	int i;
+
+	(void)t;
+	if (!d->name || !d->generic || (d->cls != VG_CLASS_SYNC && d->cls != VG_CLASS_ASYNC &&
+					d->cls != VG_CLASS_MANUAL))
+		wk_fatal("call of function id %d, which is not callable generically", fn);
+	if (d->nargs > VG_ARGS_MAX)
+		wk_fatal("%s: too many arguments", d->name);
+	memset(args, 0, sizeof(args));
+	for (i = 0; i < d->nargs && res == CUDA_SUCCESS; i++) {
+		const struct vg_arg_desc *ad = &d->args[i];
+		struct wk_arg *a = &args[i];
+
+		avalues[i] = &a->v;
+		switch (ad->kind) {
+		case VG_A_SCALAR: {
+			uint64_t v = vg_get_u64(r);
+
+			switch (ad->elem_size) {
+			case 1: a->v.u8 = (uint8_t)v; break;
+			case 2: a->v.u16 = (uint16_t)v; break;
+			case 4: a->v.u32 = (uint32_t)v; break;
+			default: a->v.u64 = v; break;
+			}
+			break;
+		}
+		case VG_A_DEVICE:
+			a->v.i32 = (int32_t)vg_get_u32(r);
+			break;
+		case VG_A_HANDLE:
+			res = wk_get_handle_id(r, ad->htype, &a->v.p, &a->id);
+			break;
+		case VG_A_STR: {
+			uint32_t n = 0;
+			int is_null = 0;
+			const char *s = vg_get_blob(r, VG_STR_MAX, &n, &is_null);
+
+			if (r->err || (!is_null && (n == 0 || s[n - 1] != '\0')))
+				wk_fatal("%s: malformed string argument %d", d->name, i);
+			a->v.p = (void *)s;
+			break;
+		}
+		case VG_A_IN:
+		case VG_A_INOUT:
+			res = decode_in(d, i, r, args);
+			break;
+		case VG_A_OUT:
+			res = decode_out(d, i, r, args);
+			break;
+		default:
+			wk_fatal("%s: argument %d cannot be decoded generically", d->name, i);
+		}
+		if (r->err)
+			wk_fatal("%s: truncated call", d->name);
+	}
+	if (res != CUDA_SUCCESS)
+		goto out;
+	if (r->off != r->len)
+		wk_fatal("%s: %zu trailing bytes", d->name, r->len - r->off);
+	if (!wk.fns[fn]) {
+		res = CUDA_ERROR_NOT_SUPPORTED;
+		goto out;
+	}
+	cif = get_cif(fn);
+	if (!cif) {
+		res = CUDA_ERROR_OUT_OF_MEMORY;
+		goto out;
+	}
+	wk_count(fn);
+	ffi_call(cif, FFI_FN(wk.fns[fn]), &rc, avalues);
+	res = (CUresult)(int32_t)rc;
+	if (res != CUDA_SUCCESS)
+		goto out;
+	for (i = 0; i < d->nargs; i++) {
+		const struct vg_arg_desc *ad = &d->args[i];
+
+		if ((ad->kind == VG_A_OUT || ad->kind == VG_A_INOUT) && !args[i].null)
+			encode_out(d, i, &args[i], out);
+		if (ad->kind == VG_A_HANDLE && (ad->flags & VG_ARG_DESTROY) &&
+		    !handle_is_special(args[i].id, ad->htype))
+			wk_handle_forget(args[i].id);
+	}
+out:
+	for (i = 0; i < d->nargs; i++) {
+		free(args[i].mem);
+		free(args[i].ids);
+	}
+	return res;
+}

@@ -1,0 +1,516 @@
+/*
+ * The worker's hand-written operations (VG_OP_*).  Payload layouts are
+ * documented at each handler; every field is validated before use.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vgpu/ops.h"
+#include "worker.h"
+
+#define CALL(name, ...) \
+	(wk.fns[VG_FN_##name] ? (wk_count(VG_FN_##name), WK_FN(name)(__VA_ARGS__)) \
+			      : CUDA_ERROR_NOT_SUPPORTED)
+
+static void put_cstr(struct vg_buf *b, const char *s)
+{
+	vg_put_blob(b, s, (uint32_t)strlen(s) + 1);
+}
+
+/*
+ * SNAPSHOT: empty request.  Reply: u32 ndev, then per device: u32 ordinal,
+ * blob name, 16 bytes UUID, blob PCI bus id, u64 total memory, u32
+ * VG_SNAP_ATTRS, that many (i32 status, i32 value), i32 LUID status,
+ * 8 bytes LUID, u32 node mask.  Header status: the host's cuInit result.
+ */
+static CUresult op_snapshot(struct vg_rd *r, struct vg_buf *out)
+{
+	CUresult res;
+	int n = 0, i, a;
+
+	if (r->len != 0)
+		wk_fatal("SNAPSHOT with a payload");
+	res = CALL(cuInit, 0);
+	if (res != CUDA_SUCCESS)
+		return res;
+	res = CALL(cuDeviceGetCount, &n);
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (n > VG_SNAP_DEV_MAX)
+		n = VG_SNAP_DEV_MAX;
+	vg_put_u32(out, (uint32_t)n);
+	for (i = 0; i < n; i++) {
+		char name[VG_SNAP_NAME_MAX] = "", bus[VG_SNAP_BUSID_MAX] = "", luid[8] = { 0 };
+		CUuuid uuid;
+		size_t total = 0;
+		unsigned int mask = 0;
+		CUdevice d = 0;
+
+		memset(&uuid, 0, sizeof(uuid));
+		CALL(cuDeviceGet, &d, i);
+		CALL(cuDeviceGetName, name, sizeof(name) - 1, d);
+		if (CALL(cuDeviceGetUuid_v2, &uuid, d) != CUDA_SUCCESS)
+			CALL(cuDeviceGetUuid, &uuid, d);
+		CALL(cuDeviceGetPCIBusId, bus, sizeof(bus) - 1, d);
+		CALL(cuDeviceTotalMem_v2, &total, d);
+		vg_put_u32(out, (uint32_t)i);
+		put_cstr(out, name);
+		vg_put_bytes(out, &uuid, 16);
+		put_cstr(out, bus);
+		vg_put_u64(out, total);
+		vg_put_u32(out, VG_SNAP_ATTRS);
+		for (a = 0; a < VG_SNAP_ATTRS; a++) {
+			int v = 0;
+			CUresult ar = a == 0 ? CUDA_ERROR_INVALID_VALUE
+					     : CALL(cuDeviceGetAttribute, &v, (CUdevice_attribute)a, d);
+
+			vg_put_u32(out, (uint32_t)ar);
+			vg_put_u32(out, ar == CUDA_SUCCESS ? (uint32_t)v : 0);
+		}
+		res = CALL(cuDeviceGetLuid, luid, &mask, d);
+		vg_put_u32(out, (uint32_t)res);
+		vg_put_bytes(out, luid, 8);
+		vg_put_u32(out, mask);
+	}
+	return CUDA_SUCCESS;
+}
+
+/*
+ * MODULE_LOAD: u32 kind (enum vg_module_kind), u64 proposed id, blob image.
+ * Reply: u64 module id.
+ */
+static CUresult op_module_load(struct vg_rd *r, struct vg_buf *out)
+{
+	uint32_t kind = vg_get_u32(r), n = 0;
+	uint64_t proposed = vg_get_u64(r);
+	int is_null = 0;
+	const void *img = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
+	CUmodule mod = NULL;
+	CUresult res;
+	void *copy;
+
+	if (r->err || r->off != r->len || kind > VG_MOD_FATBIN)
+		wk_fatal("malformed MODULE_LOAD");
+	if (is_null)
+		return CUDA_ERROR_INVALID_VALUE;
+	/* The driver parses the image in place: give it an aligned copy. */
+	copy = aligned_alloc(64, ((size_t)n + 64) & ~(size_t)63);
+	if (!copy)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	memcpy(copy, img, n);
+	memset((char *)copy + n, 0, (((size_t)n + 64) & ~(size_t)63) - n);
+	switch (kind) {
+	case VG_MOD_DATA:
+		res = CALL(cuModuleLoadData, &mod, copy);
+		break;
+	case VG_MOD_DATA_EX:
+		res = CALL(cuModuleLoadDataEx, &mod, copy, 0, NULL, NULL);
+		break;
+	default:
+		res = CALL(cuModuleLoadFatBinary, &mod, copy);
+		break;
+	}
+	free(copy);
+	if (res != CUDA_SUCCESS)
+		return res;
+	proposed = wk_handle_register(mod, VG_H_CUmodule, proposed);
+	if (!proposed)
+		wk_fatal("MODULE_LOAD with a bad proposed id");
+	vg_put_u64(out, proposed);
+	return CUDA_SUCCESS;
+}
+
+/*
+ * FUNC_INFO: u64 function (or kernel) id.  Reply: u32 n, n x (u32 offset,
+ * u32 size): the parameter layout, from cuFuncGetParamInfo.
+ */
+static CUresult op_func_info(struct vg_rd *r, struct vg_buf *out)
+{
+	uint64_t id = vg_get_u64(r);
+	void *f;
+	size_t off, size;
+	uint32_t n = 0, *pairs;
+	CUresult res;
+
+	if (r->err || r->off != r->len)
+		wk_fatal("malformed FUNC_INFO");
+	if (!wk_handle_lookup(id, VG_H_CUfunction, &f))
+		return CUDA_ERROR_INVALID_HANDLE;
+	pairs = malloc(sizeof(uint32_t) * 2 * VG_PARAMS_MAX);
+	if (!pairs)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	for (;;) {
+		res = CALL(cuFuncGetParamInfo, (CUfunction)f, n, &off, &size);
+		if (res != CUDA_SUCCESS || n == VG_PARAMS_MAX)
+			break;
+		pairs[2 * n] = (uint32_t)off;
+		pairs[2 * n + 1] = (uint32_t)size;
+		n++;
+	}
+	/* The end of the list is the first index the driver refuses. */
+	if (res == CUDA_ERROR_INVALID_VALUE || (res == CUDA_SUCCESS && n == VG_PARAMS_MAX))
+		res = CUDA_SUCCESS;
+	if (res == CUDA_SUCCESS) {
+		uint32_t i;
+
+		vg_put_u32(out, n);
+		for (i = 0; i < 2 * n; i++)
+			vg_put_u32(out, pairs[i]);
+	}
+	free(pairs);
+	return res;
+}
+
+/*
+ * LAUNCH: u64 function id, u32 grid x y z, u32 block x y z, u32 shared
+ * bytes, u64 stream id, blob parameter buffer.  Empty reply.
+ */
+static CUresult op_launch(struct vg_rd *r, struct vg_buf *out)
+{
+	uint32_t g[3], b[3], shmem, n = 0;
+	int i, is_null = 0;
+	void *f, *s, *extra[5];
+	const void *params;
+	size_t size;
+	uint64_t buf[VG_PARAM_BYTES_MAX / 8];
+	CUresult res;
+
+	(void)out;
+	if (!wk_handle_lookup(vg_get_u64(r), VG_H_CUfunction, &f))
+		return CUDA_ERROR_INVALID_HANDLE;
+	for (i = 0; i < 3; i++)
+		g[i] = vg_get_u32(r);
+	for (i = 0; i < 3; i++)
+		b[i] = vg_get_u32(r);
+	shmem = vg_get_u32(r);
+	res = wk_get_handle(r, VG_H_CUstream, &s);
+	params = vg_get_blob(r, VG_PARAM_BYTES_MAX, &n, &is_null);
+	if (r->err || r->off != r->len)
+		wk_fatal("malformed LAUNCH");
+	if (res != CUDA_SUCCESS)
+		return res;
+	memcpy(buf, params ? params : buf, is_null ? 0 : n);
+	size = n;
+	extra[0] = CU_LAUNCH_PARAM_BUFFER_POINTER;
+	extra[1] = buf;
+	extra[2] = CU_LAUNCH_PARAM_BUFFER_SIZE;
+	extra[3] = &size;
+	extra[4] = CU_LAUNCH_PARAM_END;
+	return CALL(cuLaunchKernel, (CUfunction)f, g[0], g[1], g[2], b[0], b[1], b[2], shmem,
+		    (CUstream)s, NULL, extra);
+}
+
+/*
+ * MEMCPY2D: u32 variant (0 cuMemcpy2D_v2, 1 Unaligned_v2, 2 Async_v2), u64
+ * stream id, then per side (src, dst): u32 memory type, u64 device pointer,
+ * u64 array id, u64 pitch, u64 x in bytes, u64 y; then u64 width in bytes,
+ * u64 height; then, when the source is host memory, a blob of height rows of
+ * width bytes.  Reply: when the destination is host memory, that blob.
+ */
+struct side {
+	uint32_t type;
+	uint64_t dev, pitch, x, y, z, lod, height;
+	void *array;
+};
+
+static CUresult get_side(struct vg_rd *r, struct side *s, int three_d)
+{
+	uint64_t id;
+
+	s->type = vg_get_u32(r);
+	s->dev = vg_get_u64(r);
+	id = vg_get_u64(r);
+	s->pitch = vg_get_u64(r);
+	s->x = vg_get_u64(r);
+	s->y = vg_get_u64(r);
+	if (three_d) {
+		s->z = vg_get_u64(r);
+		s->lod = vg_get_u64(r);
+		s->height = vg_get_u64(r);
+	}
+	if (r->err)
+		wk_fatal("malformed copy descriptor");
+	if (s->type < CU_MEMORYTYPE_HOST || s->type > CU_MEMORYTYPE_UNIFIED)
+		return CUDA_ERROR_INVALID_VALUE;
+	s->array = NULL;
+	if (s->type == CU_MEMORYTYPE_ARRAY && !wk_handle_lookup(id, VG_H_CUarray, &s->array))
+		return CUDA_ERROR_INVALID_HANDLE;
+	return CUDA_SUCCESS;
+}
+
+static CUresult op_memcpy(struct vg_rd *r, struct vg_buf *out, int three_d)
+{
+	uint32_t variant = vg_get_u32(r), n = 0;
+	struct side src, dst;
+	uint64_t w, h, d = 1, bytes;
+	void *stream, *hostbuf = NULL;
+	const void *blob = NULL;
+	int is_null = 0;
+	CUresult res, r1, r2;
+
+	res = wk_get_handle(r, VG_H_CUstream, &stream);
+	r1 = get_side(r, &src, three_d);
+	r2 = get_side(r, &dst, three_d);
+	w = vg_get_u64(r);
+	h = vg_get_u64(r);
+	if (three_d)
+		d = vg_get_u64(r);
+	if (r->err || variant > 2)
+		wk_fatal("malformed MEMCPY");
+	if (w > VG_MSG_MAX || h > VG_MSG_MAX || d > VG_MSG_MAX || w * h > VG_MSG_MAX ||
+	    w * h * d > VG_MSG_MAX)
+		wk_fatal("MEMCPY region larger than a message");
+	bytes = w * h * d;
+	if (src.type == CU_MEMORYTYPE_HOST) {
+		blob = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
+		if (r->err || is_null || n != bytes)
+			wk_fatal("MEMCPY host source of %u bytes for a %llu-byte region", n,
+				 (unsigned long long)bytes);
+	}
+	if (r->off != r->len)
+		wk_fatal("MEMCPY with trailing bytes");
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (r1 != CUDA_SUCCESS || r2 != CUDA_SUCCESS)
+		return r1 != CUDA_SUCCESS ? r1 : r2;
+	hostbuf = malloc(bytes + 1);
+	if (!hostbuf)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (blob)
+		memcpy(hostbuf, blob, bytes);
+	if (!three_d) {
+		CUDA_MEMCPY2D c;
+
+		memset(&c, 0, sizeof(c));
+		c.srcMemoryType = (CUmemorytype)src.type;
+		c.srcDevice = src.dev;
+		c.srcArray = src.array;
+		c.srcPitch = src.pitch;
+		c.srcXInBytes = src.x;
+		c.srcY = src.y;
+		c.dstMemoryType = (CUmemorytype)dst.type;
+		c.dstDevice = dst.dev;
+		c.dstArray = dst.array;
+		c.dstPitch = dst.pitch;
+		c.dstXInBytes = dst.x;
+		c.dstY = dst.y;
+		c.WidthInBytes = w;
+		c.Height = h;
+		if (src.type == CU_MEMORYTYPE_HOST) {
+			c.srcHost = hostbuf;
+			c.srcPitch = w;
+			c.srcXInBytes = c.srcY = 0;
+		}
+		if (dst.type == CU_MEMORYTYPE_HOST) {
+			c.dstHost = hostbuf;
+			c.dstPitch = w;
+			c.dstXInBytes = c.dstY = 0;
+		}
+		if (variant == 0)
+			res = CALL(cuMemcpy2D_v2, &c);
+		else if (variant == 1)
+			res = CALL(cuMemcpy2DUnaligned_v2, &c);
+		else
+			res = CALL(cuMemcpy2DAsync_v2, &c, (CUstream)stream);
+	} else {
+		CUDA_MEMCPY3D c;
+
+		memset(&c, 0, sizeof(c));
+		c.srcMemoryType = (CUmemorytype)src.type;
+		c.srcDevice = src.dev;
+		c.srcArray = src.array;
+		c.srcPitch = src.pitch;
+		c.srcHeight = src.height;
+		c.srcXInBytes = src.x;
+		c.srcY = src.y;
+		c.srcZ = src.z;
+		c.srcLOD = src.lod;
+		c.dstMemoryType = (CUmemorytype)dst.type;
+		c.dstDevice = dst.dev;
+		c.dstArray = dst.array;
+		c.dstPitch = dst.pitch;
+		c.dstHeight = dst.height;
+		c.dstXInBytes = dst.x;
+		c.dstY = dst.y;
+		c.dstZ = dst.z;
+		c.dstLOD = dst.lod;
+		c.WidthInBytes = w;
+		c.Height = h;
+		c.Depth = d;
+		if (src.type == CU_MEMORYTYPE_HOST) {
+			c.srcHost = hostbuf;
+			c.srcPitch = w;
+			c.srcHeight = h;
+			c.srcXInBytes = c.srcY = c.srcZ = 0;
+		}
+		if (dst.type == CU_MEMORYTYPE_HOST) {
+			c.dstHost = hostbuf;
+			c.dstPitch = w;
+			c.dstHeight = h;
+			c.dstXInBytes = c.dstY = c.dstZ = 0;
+		}
+		if (variant == 2)
+			res = CALL(cuMemcpy3DAsync_v2, &c, (CUstream)stream);
+		else
+			res = CALL(cuMemcpy3D_v2, &c);
+	}
+	/* The staging buffer must not be reused before an async copy ends. */
+	if (res == CUDA_SUCCESS && variant == 2)
+		res = CALL(cuStreamSynchronize, (CUstream)stream);
+	if (res == CUDA_SUCCESS && dst.type == CU_MEMORYTYPE_HOST)
+		vg_put_blob(out, hostbuf, (uint32_t)bytes);
+	free(hostbuf);
+	return res;
+}
+
+/*
+ * POINTER_ATTR: u32 attribute, u64 pointer.  Reply: a blob of the value
+ * (vg_pointer_attr_size bytes; handles as u64 ids).
+ */
+static CUresult op_pointer_attr(struct vg_rd *r, struct vg_buf *out)
+{
+	int attr = (int)vg_get_u32(r), is_handle;
+	uint64_t ptr = vg_get_u64(r);
+	uint8_t val[64];
+	uint32_t size;
+	CUresult res;
+
+	if (r->err || r->off != r->len)
+		wk_fatal("malformed POINTER_ATTR");
+	size = vg_pointer_attr_size(attr, &is_handle);
+	if (!size)
+		return CUDA_ERROR_INVALID_VALUE;
+	memset(val, 0, sizeof(val));
+	res = CALL(cuPointerGetAttribute, val, (CUpointer_attribute)attr, (CUdeviceptr)ptr);
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (is_handle) {
+		void *h;
+
+		memcpy(&h, val, sizeof(h));
+		vg_put_u32(out, 8);
+		wk_put_handle(out, h, attr == VG_PA_CONTEXT ? VG_H_CUcontext : VG_H_CUmemoryPool);
+	} else {
+		vg_put_blob(out, val, size);
+	}
+	return CUDA_SUCCESS;
+}
+
+/*
+ * OCC_BLOCKSIZE: u64 function id, u64 dynamic shared bytes, i32 block size
+ * limit, u32 flags, u32 has_callback.  Reply: i32 min grid size, i32 block
+ * size.  The callback runs in the guest, through HOST_CALL
+ * VG_HC_OCCUPANCY_SMEM on this thread's channel.
+ */
+static __thread struct wk_thread *occ_thread;
+static __thread int occ_failed;
+
+static size_t occ_trampoline(int block)
+{
+	struct vg_buf req, rep;
+	struct vg_rd r;
+	uint64_t v = 0;
+
+	vg_buf_init(&req);
+	vg_buf_init(&rep);
+	vg_put_u32(&req, (uint32_t)block);
+	if (wk_host_call(occ_thread, VG_HC_OCCUPANCY_SMEM, &req, &rep) == 0) {
+		vg_rd_init(&r, rep.p, rep.len);
+		v = vg_get_u64(&r);
+	} else {
+		occ_failed = 1;
+	}
+	vg_buf_fini(&req);
+	vg_buf_fini(&rep);
+	return (size_t)v;
+}
+
+static CUresult op_occ_blocksize(struct wk_thread *t, struct vg_rd *r, struct vg_buf *out)
+{
+	uint64_t id = vg_get_u64(r), smem = vg_get_u64(r);
+	int limit = (int)vg_get_u32(r), grid = 0, block = 0;
+	uint32_t flags = vg_get_u32(r), has_cb = vg_get_u32(r);
+	void *f;
+	CUresult res;
+
+	if (r->err || r->off != r->len)
+		wk_fatal("malformed OCC_BLOCKSIZE");
+	if (!wk_handle_lookup(id, VG_H_CUfunction, &f))
+		return CUDA_ERROR_INVALID_HANDLE;
+	occ_thread = t;
+	occ_failed = 0;
+	res = CALL(cuOccupancyMaxPotentialBlockSizeWithFlags, &grid, &block, (CUfunction)f,
+		   has_cb ? occ_trampoline : NULL, (size_t)smem, limit, flags);
+	if (occ_failed)
+		wk_fatal("the guest did not answer an occupancy callback");
+	if (res == CUDA_SUCCESS) {
+		vg_put_u32(out, (uint32_t)grid);
+		vg_put_u32(out, (uint32_t)block);
+	}
+	return res;
+}
+
+CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_buf *out)
+{
+	switch (op) {
+	case VG_OP_SNAPSHOT:
+		return op_snapshot(r, out);
+	case VG_OP_MODULE_LOAD:
+		return op_module_load(r, out);
+	case VG_OP_FUNC_INFO:
+		return op_func_info(r, out);
+	case VG_OP_LAUNCH:
+		return op_launch(r, out);
+	case VG_OP_MEMCPY2D:
+		return op_memcpy(r, out, 0);
+	case VG_OP_MEMCPY3D:
+		return op_memcpy(r, out, 1);
+	case VG_OP_POINTER_ATTR:
+		return op_pointer_attr(r, out);
+	case VG_OP_OCC_BLOCKSIZE:
+		return op_occ_blocksize(t, r, out);
+	default:
+		wk_fatal("unknown operation %#x", op);
+	}
+}
+
+/* The client is gone: release what it left, so nothing outlives it. */
+void wk_cleanup(void)
+{
+	int n = 0, i;
+	size_t k;
+	void *prim[VG_SNAP_DEV_MAX] = { 0 };
+
+	wk.quiet = 1;
+	if (CALL(cuDeviceGetCount, &n) != CUDA_SUCCESS)
+		return;
+	if (n > VG_SNAP_DEV_MAX)
+		n = VG_SNAP_DEV_MAX;
+	for (i = 0; i < n; i++) {
+		unsigned int flags;
+		int active = 0;
+
+		if (CALL(cuDevicePrimaryCtxGetState, i, &flags, &active) == CUDA_SUCCESS && active) {
+			CUcontext c = NULL;
+
+			if (CALL(cuDevicePrimaryCtxRetain, &c, i) == CUDA_SUCCESS) {
+				prim[i] = c;
+				CALL(cuDevicePrimaryCtxRelease_v2, i);
+			}
+		}
+	}
+	for (k = 0; k < wk.ids.cap; k++) {
+		struct vg_hent *e = &wk.ids.slots[k];
+
+		if (e->key == 0 || e->key == VG_HTAB_TOMB || e->type != VG_H_CUcontext)
+			continue;
+		for (i = 0; i < n; i++)
+			if (prim[i] == (void *)(uintptr_t)e->val)
+				break;
+		if (i == n)
+			CALL(cuCtxDestroy_v2, (CUcontext)(uintptr_t)e->val);
+	}
+	for (i = 0; i < n; i++)
+		if (prim[i])
+			CALL(cuDevicePrimaryCtxReset_v2, i);
+}

@@ -1,0 +1,350 @@
+/*
+ * vgpu-worker: serves one client process.
+ *
+ *   vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]
+ *
+ * The control channel (fd N) carries HELLO/WELCOME, THREAD_OPEN and STATS;
+ * every guest thread gets a socket pair and a host thread of its own.  When
+ * the control channel closes the client is gone: threads are stopped, the
+ * driver objects it left are released, call counts are written, and the
+ * worker exits.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "elfnote.h"
+#include "tp.h"
+#include "worker.h"
+
+struct wk_state wk = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static struct tp_chan *ctl;
+static int test_driver;
+
+void wk_fatal(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	VG_ERR("ending the session: malformed message from the client: %s", msg);
+	/* The process ends; the driver frees what the client held. */
+	_exit(3);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]\n");
+	exit(2);
+}
+
+/* ---- the driver -------------------------------------------------------- */
+
+static int driver_load(const char *path, char *why, size_t whylen)
+{
+	int i, note;
+
+	note = vd_elf_has_vgpu_note(path);
+	if (note < 0) {
+		snprintf(why, whylen, "cannot read the driver %s: %s", path, strerror(-note));
+		return -1;
+	}
+	if (note > 0) {
+		snprintf(why, whylen, "%s is vgpu's own libcuda.so.1, not a driver; refusing to load it", path);
+		return -1;
+	}
+	wk.driver = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!wk.driver) {
+		snprintf(why, whylen, "cannot load the driver %s: %s", path, dlerror());
+		return -1;
+	}
+	for (i = 1; i < VG_FN_MAX; i++)
+		if (vg_fn_descs[i].name)
+			wk.fns[i] = dlsym(wk.driver, vg_fn_descs[i].name);
+	return 0;
+}
+
+/* ---- threads ----------------------------------------------------------- */
+
+static void *thread_main(void *arg)
+{
+	struct wk_thread *t = arg;
+	struct vg_hdr h;
+	struct vg_rd r;
+	CUresult res;
+	int ret;
+
+	for (;;) {
+		ret = tp_recv_msg(t->chan, &h, &t->in, VG_MSG_MAX, NULL);
+		if (ret < 0)
+			break;		/* the guest thread ended, or the client went */
+		if (h.kind != VG_MSG_CALL)
+			wk_fatal("message kind %u on a thread channel", h.kind);
+		t->seq = h.seq;
+		vg_buf_reset(&t->out);
+		vg_rd_init(&r, t->in.p, t->in.len);
+		if (h.op < VG_OP_BASE) {
+			if (h.op == 0 || h.op >= VG_FN_MAX)
+				wk_fatal("unknown function id %u", h.op);
+			res = wk_generic(t, (int)h.op, &r, &t->out);
+		} else {
+			res = wk_manual(t, h.op, &r, &t->out);
+		}
+		if (res != CUDA_SUCCESS)
+			vg_buf_reset(&t->out);
+		if (t->out.err)
+			res = CUDA_ERROR_OUT_OF_MEMORY, vg_buf_reset(&t->out);
+		if (h.flags & VG_F_NO_REPLY)
+			continue;
+		h.kind = VG_MSG_REPLY;
+		h.flags = 0;
+		h.status = (int32_t)res;
+		h.tid = t->tid;
+		if (tp_send_msg(t->chan, &h, t->out.p, t->out.len, -1) < 0)
+			break;
+	}
+	return NULL;
+}
+
+int wk_host_call(struct wk_thread *t, uint32_t op, const struct vg_buf *req, struct vg_buf *rep)
+{
+	struct vg_hdr h = { .kind = VG_MSG_HOST_CALL, .op = op, .tid = t->tid, .seq = t->seq };
+	int ret;
+
+	ret = tp_send_msg(t->chan, &h, req->p, req->len, -1);
+	if (ret < 0)
+		return ret;
+	ret = tp_recv_msg(t->chan, &h, rep, VG_MSG_MAX, NULL);
+	if (ret < 0)
+		return ret;
+	if (h.kind != VG_MSG_HOST_RETURN || h.op != op)
+		wk_fatal("expected HOST_RETURN, got kind %u", h.kind);
+	return h.status == 0 ? 0 : -EIO;
+}
+
+static int thread_open(const struct vg_hdr *in)
+{
+	struct vg_hdr h = { .kind = VG_MSG_THREAD_OPENED, .seq = in->seq };
+	static uint32_t next_tid;
+	struct wk_thread *t;
+	uint8_t payload[8];
+	int peer = -1, ret, i;
+
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	ret = tp_unix_pair(&t->chan, &peer);
+	if (ret < 0) {
+		free(t);
+		return ret;
+	}
+	t->tid = ++next_tid;
+	vg_buf_init(&t->in);
+	vg_buf_init(&t->out);
+	ret = pthread_create(&t->thread, NULL, thread_main, t);
+	if (ret) {
+		tp_chan_destroy(t->chan);
+		close(peer);
+		free(t);
+		return -ret;
+	}
+	pthread_mutex_lock(&wk.lock);
+	t->next = wk.threads;
+	wk.threads = t;
+	pthread_mutex_unlock(&wk.lock);
+	for (i = 0; i < 4; i++)
+		payload[i] = (uint8_t)(t->tid >> (8 * i));
+	memset(payload + 4, 0, 4);
+	h.tid = t->tid;
+	ret = tp_send_msg(ctl, &h, payload, 8, peer);
+	close(peer);
+	return ret;
+}
+
+static void threads_stop(void)
+{
+	struct wk_thread *t;
+
+	/* Ending the channels ends the threads once their current call returns. */
+	for (t = wk.threads; t; t = t->next)
+		shutdown(t->chan->fd, SHUT_RDWR);
+	for (t = wk.threads; t; t = t->next)
+		pthread_join(t->thread, NULL);
+}
+
+/* ---- statistics -------------------------------------------------------- */
+
+static void stats_write(void)
+{
+	char path[4096], tmp[4200];
+	FILE *f;
+	int i;
+
+	if (!wk.stats_dir)
+		return;
+	snprintf(path, sizeof(path), "%s/worker-%d.stats", wk.stats_dir, (int)getpid());
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (!f) {
+		VG_WARN("cannot write %s: %s", tmp, strerror(errno));
+		return;
+	}
+	for (i = 1; i < VG_FN_MAX; i++)
+		if (wk.calls[i])
+			fprintf(f, "%llu %s\n", (unsigned long long)wk.calls[i], vg_fn_descs[i].name);
+	if (fclose(f) == 0)
+		rename(tmp, path);
+}
+
+/* ---- the session ------------------------------------------------------- */
+
+static int welcome(int32_t status, const char *text)
+{
+	struct vg_welcome w = {
+		.version = VG_WIRE_VERSION,
+		.caps = 0,
+		.worker_pid = (uint32_t)getpid(),
+		.text = text,
+		.ntext = (uint32_t)strlen(text),
+	};
+	struct vg_hdr h = { .kind = VG_MSG_WELCOME, .status = status };
+	struct vg_buf b;
+	int ret;
+
+	if (wk.fns[VG_FN_cuDriverGetVersion])
+		WK_FN(cuDriverGetVersion)(&w.driver_version);
+	vg_buf_init(&b);
+	vg_welcome_encode(&w, &b);
+	ret = b.err ? b.err : tp_send_msg(ctl, &h, b.p, b.len, -1);
+	vg_buf_fini(&b);
+	return ret;
+}
+
+static int handshake(const char *driver)
+{
+	struct vg_hello m;
+	struct vg_hdr h;
+	struct vg_buf b;
+	struct vg_rd r;
+	char why[512] = "";
+	int drv = 0, ret;
+	uint32_t i;
+
+	vg_buf_init(&b);
+	ret = tp_recv_msg(ctl, &h, &b, 1u << 20, NULL);
+	if (ret < 0)
+		goto out;
+	vg_rd_init(&r, b.p, b.len);
+	if (h.kind != VG_MSG_HELLO || vg_hello_decode(&r, &m) < 0) {
+		VG_ERR("the client did not open with a valid HELLO");
+		ret = -EPROTO;
+		goto out;
+	}
+	if (m.min_version > VG_WIRE_VERSION || m.version < VG_WIRE_VERSION) {
+		snprintf(why, sizeof(why), "protocol versions %u..%u requested; this worker speaks %u",
+			 m.min_version, m.version, VG_WIRE_VERSION);
+		welcome(CUDA_ERROR_NOT_SUPPORTED, why);
+		ret = -EPROTONOSUPPORT;
+		goto out;
+	}
+	/* The client's driver settings (CUDA_*) apply to the driver we load. */
+	for (i = 0; i < m.nenv; i++) {
+		char kv[VG_ENV_ENTRY_MAX + 1], *eq;
+
+		memcpy(kv, m.env[i], m.env_len[i]);
+		kv[m.env_len[i]] = '\0';
+		eq = strchr(kv, '=');
+		if (!eq || strncmp(kv, "CUDA_", 5) != 0)
+			continue;
+		*eq = '\0';
+		setenv(kv, eq + 1, 1);
+	}
+	if (driver_load(driver, why, sizeof(why)) < 0) {
+		VG_ERR("%s", why);
+		welcome(CUDA_ERROR_NO_DEVICE, why);
+		ret = -ENOENT;
+		goto out;
+	}
+	if (wk.fns[VG_FN_cuDriverGetVersion])
+		WK_FN(cuDriverGetVersion)(&drv);
+	if (drv < m.driver_version) {
+		snprintf(why, sizeof(why), "the host driver implements CUDA %d, older than the guest's %d",
+			 drv, m.driver_version);
+		welcome(CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER, why);
+		ret = -EPROTONOSUPPORT;
+		goto out;
+	}
+	ret = welcome(0, "");
+out:
+	vg_buf_fini(&b);
+	return ret;
+}
+
+static void serve_control(void)
+{
+	struct vg_hdr h;
+	struct vg_buf b;
+
+	vg_buf_init(&b);
+	for (;;) {
+		if (tp_recv_msg(ctl, &h, &b, VG_TEXT_MAX + 64, NULL) < 0)
+			break;
+		if (h.kind == VG_MSG_THREAD_OPEN) {
+			if (thread_open(&h) < 0)
+				break;
+			continue;
+		}
+		VG_ERR("ending the session: message kind %u on the control channel", h.kind);
+		break;
+	}
+	vg_buf_fini(&b);
+}
+
+int main(int argc, char **argv)
+{
+	const char *driver = NULL;
+	int fd = -1, i;
+
+	vg_log_set_component("vgpu-worker");
+	signal(SIGPIPE, SIG_IGN);
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--fd") && i + 1 < argc)
+			fd = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--driver") && i + 1 < argc)
+			driver = argv[++i];
+		else if (!strcmp(argv[i], "--test-driver") && i + 1 < argc)
+			driver = argv[++i], test_driver = 1;
+		else if (!strcmp(argv[i], "--stats-dir") && i + 1 < argc)
+			wk.stats_dir = argv[++i];
+		else
+			usage();
+	}
+	if (fd < 0 || !driver)
+		usage();
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	if (tp_unix_wrap(fd, &ctl) < 0)
+		return 1;
+	vg_htab_init(&wk.ids);
+	for (i = 0; i < VG_H_MAX; i++)
+		vg_htab_init(&wk.rev[i]);
+	if (handshake(driver) == 0)
+		serve_control();
+	threads_stop();
+	if (wk.driver)
+		wk_cleanup();
+	stats_write();
+	tp_chan_destroy(ctl);
+	return 0;
+}

@@ -1,0 +1,74 @@
+/*
+ * The worker (prefix wk_): one process per client, forked and exec'd by
+ * vgpud.  It loads the driver (NVIDIA's libcuda.so.1, or the CPU test
+ * driver), serves the client's control channel on its main thread and each
+ * guest thread's channel on a host thread of its own.
+ */
+#ifndef VGPU_WORKER_H
+#define VGPU_WORKER_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "g_api.h"
+#include "vgpu/htab.h"
+#include "vgpu/log.h"
+#include "vgpu/wire.h"
+
+struct tp_chan;
+
+/* One host thread serving one guest thread's channel. */
+struct wk_thread {
+	struct tp_chan *chan;
+	uint32_t tid;
+	pthread_t thread;
+	struct wk_thread *next;
+	struct vg_buf in, out;
+	uint64_t seq;			/* of the CALL being served */
+};
+
+struct wk_state {
+	void *driver;			/* dlopen handle */
+	void *fns[VG_FN_MAX];		/* the driver's entry points, NULL where absent */
+	uint64_t calls[VG_FN_MAX];	/* atomic: per-function call counts */
+	pthread_mutex_t lock;		/* handle tables, thread list */
+	struct vg_htab ids;		/* id -> real pointer, type */
+	struct vg_htab rev[VG_H_MAX];	/* real pointer -> id, per handle type */
+	uint64_t next_host_id;
+	struct wk_thread *threads;
+	const char *stats_dir;
+	int quiet;			/* cleanup after the client: calls not counted */
+};
+
+extern struct wk_state wk;
+
+/* A protocol violation: the client's session ends (the worker exits). */
+void wk_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+/* Handle tables. */
+int wk_handle_lookup(uint64_t id, int htype, void **real);
+uint64_t wk_handle_register(void *real, int htype, uint64_t proposed);
+void wk_handle_forget(uint64_t id);
+CUresult wk_bad_handle_error(int htype);
+/* Decodes a u64 id into the real handle; 0/1/2 special values pass. */
+CUresult wk_get_handle(struct vg_rd *r, int htype, void **real);
+CUresult wk_get_handle_id(struct vg_rd *r, int htype, void **real, uint64_t *id);
+/* Encodes a real handle as an id (registering it with a host id if new). */
+void wk_put_handle(struct vg_buf *b, void *real, int htype);
+
+/* Counting and calling the driver. */
+static inline void wk_count(int fn)
+{
+	if (!wk.quiet)
+		__atomic_add_fetch(&wk.calls[fn], 1, __ATOMIC_RELAXED);
+}
+#define WK_FN(name) ((__typeof__(&name))wk.fns[VG_FN_##name])
+
+CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf *out);
+CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_buf *out);
+/* Host->guest call on the thread's channel; returns 0 and the reply payload in rep. */
+int wk_host_call(struct wk_thread *t, uint32_t op, const struct vg_buf *req, struct vg_buf *rep);
+
+void wk_cleanup(void);
+
+#endif
