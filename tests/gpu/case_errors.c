@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Error paths that leave the context usable: destroyed stream and event
+ * handles, out of memory (1 TiB), bad frees, a missing kernel, a bad image,
+ * null arguments.  Each is an exact CUresult; afterwards real work still runs.
+ */
+#include <string.h>
+
+#include "gcase.h"
+
+int main(void)
+{
+	CUstream s = NULL;
+	CUevent ev = NULL;
+	CUdeviceptr d = 0, big = 0;
+	CUmodule mod = NULL;
+	CUdevice dev;
+	unsigned char junk[256];
+	unsigned back = 0, v = 42;
+
+	gc_begin("errors");
+	gc_setup(&dev);
+
+	gc_must("stream_create", cuStreamCreate(&s, CU_STREAM_NON_BLOCKING));
+	gc_expect("stream_destroy", cuStreamDestroy(s), CUDA_SUCCESS);
+	gc_expect_err("stream.destroyed.synchronize", cuStreamSynchronize(s),
+		      CUDA_ERROR_INVALID_HANDLE);
+	gc_expect_err("stream.destroyed.query", cuStreamQuery(s), CUDA_ERROR_INVALID_HANDLE);
+
+	gc_must("event_create", cuEventCreate(&ev, CU_EVENT_DEFAULT));
+	gc_expect("event_destroy", cuEventDestroy(ev), CUDA_SUCCESS);
+	gc_expect_err("event.destroyed.query", cuEventQuery(ev), CUDA_ERROR_INVALID_HANDLE);
+	gc_expect_err("event.destroyed.record", cuEventRecord(ev, NULL),
+		      CUDA_ERROR_INVALID_HANDLE);
+
+	gc_expect_err("alloc.1tib", cuMemAlloc(&big, (size_t)1 << 40), CUDA_ERROR_OUT_OF_MEMORY);
+	/* Out of memory is not sticky. */
+	gc_must("alloc.after_oom", cuMemAlloc(&d, 4096));
+
+	gc_expect_err("free.interior", cuMemFree(d + 256), CUDA_ERROR_INVALID_VALUE);
+	gc_expect_err("free.unknown", cuMemFree((CUdeviceptr)0xdead0000ull),
+		      CUDA_ERROR_INVALID_VALUE);
+	gc_expect("free", cuMemFree(d), CUDA_SUCCESS);
+	gc_expect_err("free.twice", cuMemFree(d), CUDA_ERROR_INVALID_VALUE);
+
+	memset(junk, 0x5a, sizeof(junk));
+	junk[sizeof(junk) - 1] = '\0';
+	gc_expect_err("module_load.garbage", cuModuleLoadData(&mod, junk),
+		      CUDA_ERROR_INVALID_IMAGE);
+	gc_expect_err("alloc.null_out", cuMemAlloc(NULL, 4096), CUDA_ERROR_INVALID_VALUE);
+
+	/* The context still works. */
+	gc_must("alloc.final", cuMemAlloc(&d, 4096));
+	gc_must("htod.final", cuMemcpyHtoD(d, &v, sizeof(v)));
+	gc_must("dtoh.final", cuMemcpyDtoH(&back, d, sizeof(back)));
+	gc_check("final.roundtrip", back == v);
+	gc_expect("synchronize.final", cuCtxSynchronize(), CUDA_SUCCESS);
+	gc_expect("free.final", cuMemFree(d), CUDA_SUCCESS);
+	return gc_end();
+}
