@@ -137,6 +137,10 @@ PARAM_OVERRIDES = {
 	('cuDeviceGetName', 'name'): 'out char *name[len]',
 	('cuGraphInstantiate', 'logBuffer'): 'out char *logBuffer[bufferSize]',
 	('cuGraphInstantiate_v2', 'logBuffer'): 'out char *logBuffer[bufferSize]',
+	('cuMemcpy3DBatchAsync', 'opList'): 'in CUDA_MEMCPY3D_BATCH_OP *opList[numOps]',
+	('cuMemcpy3DBatchAsync_ptsz', 'opList'): 'in CUDA_MEMCPY3D_BATCH_OP *opList[numOps]',
+	('cuMemcpy3DBatchAsync_v2', 'opList'): 'in CUDA_MEMCPY3D_BATCH_OP *opList[numOps]',
+	('cuMemcpy3DBatchAsync_v2_ptsz', 'opList'): 'in CUDA_MEMCPY3D_BATCH_OP *opList[numOps]',
 	('cuPointerGetAttributes', 'attributes'): 'in CUpointer_attribute *attributes[numAttributes]',
 	('cuMemHostRegister', 'p'): 'opaque void *p',
 	('cuMemHostRegister_v2', 'p'): 'opaque void *p',
@@ -166,7 +170,7 @@ for _f in ('cuStreamBeginCaptureToGraph', 'cuStreamBeginCaptureToGraph_ptsz',
 		'in const CUgraphEdgeData *dependencyData[numDependencies]'
 
 
-ASYNC_PREFIX = ('cuLaunch', 'cuMemsetD', 'cuEventRecord', 'cuStreamWaitEvent', 'cuGraphLaunch')
+ASYNC_PREFIX = ('cuLaunch', 'cuEventRecord', 'cuStreamWaitEvent', 'cuGraphLaunch')
 
 
 def die(msg):
@@ -719,8 +723,10 @@ def classify(fn, types):
 		return
 	has_out = any(a.startswith(('out ', 'inout ')) for a in fn.ann)
 	has_host = any(a.startswith(('in ', 'out ', 'inout ', 'str ')) and 'void' in a for a in fn.ann)
+	# Memsets and copies only when they name a stream: the stream-less forms
+	# are ordered against the host for pageable memory, so they stay sync.
 	asy = n.startswith(ASYNC_PREFIX) or (
-		n.startswith('cuMemcpy') and 'Async' in n and not has_host)
+		n.startswith(('cuMemcpy', 'cuMemsetD')) and 'Async' in n and not has_host)
 	fn.cls = 'async' if asy and not has_out and not has_host else 'sync'
 
 
