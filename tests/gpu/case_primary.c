@@ -48,12 +48,16 @@ int main(void)
 	gc_expect("ctx_get_device", cuCtxGetDevice(&cdev), CUDA_SUCCESS);
 	gc_check("ctx_get_device.same", cdev == dev);
 
-	/* Flags of an active primary context can change too. */
-	gc_expect("set_flags.active",
-		  cuDevicePrimaryCtxSetFlags(dev, CU_CTX_SCHED_SPIN), CUDA_SUCCESS);
-	gc_expect("state.spin", cuDevicePrimaryCtxGetState(dev, &flags, &active),
+	/*
+	 * Setting the flags of an active primary context: older drivers said
+	 * CUDA_ERROR_PRIMARY_CONTEXT_ACTIVE, newer ones accept; the native leg
+	 * is the reference, so only the code and the state are recorded.
+	 */
+	gc_result("set_flags.active", "%d",
+		  (int)cuDevicePrimaryCtxSetFlags(dev, CU_CTX_SCHED_SPIN));
+	gc_expect("state.after_set", cuDevicePrimaryCtxGetState(dev, &flags, &active),
 		  CUDA_SUCCESS);
-	gc_check("state.spin.flags", (flags & CU_CTX_SCHED_MASK) == CU_CTX_SCHED_SPIN);
+	gc_result("state.after_set.flags", "%u", flags);
 
 	gc_must("mem_alloc", cuMemAlloc(&p, 4096));
 	gc_expect("mem_free", cuMemFree(p), CUDA_SUCCESS);
