@@ -1,0 +1,318 @@
+/* Wire codec: a growable little-endian writer and a bounds-checked reader. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vgpu/wire.h"
+
+void vg_buf_init(struct vg_buf *b)
+{
+	memset(b, 0, sizeof(*b));
+}
+
+void vg_buf_fini(struct vg_buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+void vg_buf_reset(struct vg_buf *b)
+{
+	b->len = 0;
+	b->err = 0;
+}
+
+void *vg_put_space(struct vg_buf *b, size_t n)
+{
+	void *p;
+
+	if (b->err)
+		return NULL;
+	if (n > VG_MSG_MAX || b->len + n > VG_MSG_MAX) {
+		b->err = -EMSGSIZE;
+		return NULL;
+	}
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		uint8_t *np;
+
+		while (cap < b->len + n)
+			cap *= 2;
+		np = realloc(b->p, cap);
+		if (!np) {
+			b->err = -ENOMEM;
+			return NULL;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	p = b->p + b->len;
+	b->len += n;
+	return p;
+}
+
+static void put_le(struct vg_buf *b, uint64_t v, int n)
+{
+	uint8_t *p = vg_put_space(b, (size_t)n);
+	int i;
+
+	if (!p)
+		return;
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+void vg_put_u8(struct vg_buf *b, uint8_t v)
+{
+	put_le(b, v, 1);
+}
+
+void vg_put_u16(struct vg_buf *b, uint16_t v)
+{
+	put_le(b, v, 2);
+}
+
+void vg_put_u32(struct vg_buf *b, uint32_t v)
+{
+	put_le(b, v, 4);
+}
+
+void vg_put_u64(struct vg_buf *b, uint64_t v)
+{
+	put_le(b, v, 8);
+}
+
+void vg_put_bytes(struct vg_buf *b, const void *p, size_t n)
+{
+	void *q = vg_put_space(b, n);
+
+	if (q && n)
+		memcpy(q, p, n);
+}
+
+void vg_put_blob(struct vg_buf *b, const void *p, uint32_t n)
+{
+	if (!p) {
+		vg_put_u32(b, VG_NULL_LEN);
+		return;
+	}
+	if (n == VG_NULL_LEN) {
+		b->err = -EMSGSIZE;
+		return;
+	}
+	vg_put_u32(b, n);
+	vg_put_bytes(b, p, n);
+}
+
+void vg_rd_init(struct vg_rd *r, const void *p, size_t len)
+{
+	r->p = p;
+	r->len = p ? len : 0;
+	r->off = 0;
+	r->err = 0;
+}
+
+const void *vg_get_bytes(struct vg_rd *r, size_t n)
+{
+	const void *p;
+
+	if (r->err || n > r->len - r->off) {
+		r->err = -EBADMSG;
+		return NULL;
+	}
+	p = r->p + r->off;
+	r->off += n;
+	return p;
+}
+
+static uint64_t get_le(struct vg_rd *r, int n)
+{
+	const uint8_t *p = vg_get_bytes(r, (size_t)n);
+	uint64_t v = 0;
+	int i;
+
+	if (!p)
+		return 0;
+	for (i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+uint8_t vg_get_u8(struct vg_rd *r)
+{
+	return (uint8_t)get_le(r, 1);
+}
+
+uint16_t vg_get_u16(struct vg_rd *r)
+{
+	return (uint16_t)get_le(r, 2);
+}
+
+uint32_t vg_get_u32(struct vg_rd *r)
+{
+	return (uint32_t)get_le(r, 4);
+}
+
+uint64_t vg_get_u64(struct vg_rd *r)
+{
+	return get_le(r, 8);
+}
+
+const void *vg_get_blob(struct vg_rd *r, uint32_t max, uint32_t *n, int *is_null)
+{
+	uint32_t len = vg_get_u32(r);
+
+	*is_null = 0;
+	*n = 0;
+	if (r->err)
+		return NULL;
+	if (len == VG_NULL_LEN) {
+		*is_null = 1;
+		return NULL;
+	}
+	if (len > max) {
+		r->err = -EMSGSIZE;
+		return NULL;
+	}
+	*n = len;
+	/* A zero-length blob is not NULL: point at the current position. */
+	if (len == 0)
+		return r->p + r->off;
+	return vg_get_bytes(r, len);
+}
+
+static void put_le_at(uint8_t *p, uint64_t v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le_at(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+void vg_hdr_encode(const struct vg_hdr *h, uint8_t out[VG_HDR_SIZE])
+{
+	put_le_at(out + 0, h->len, 4);
+	put_le_at(out + 4, h->kind, 2);
+	put_le_at(out + 6, h->flags, 2);
+	put_le_at(out + 8, h->op, 4);
+	put_le_at(out + 12, h->tid, 4);
+	put_le_at(out + 16, h->seq, 8);
+	put_le_at(out + 24, (uint32_t)h->status, 4);
+	put_le_at(out + 28, h->reserved, 4);
+}
+
+int vg_hdr_decode(const uint8_t in[VG_HDR_SIZE], struct vg_hdr *h)
+{
+	h->len = (uint32_t)get_le_at(in + 0, 4);
+	h->kind = (uint16_t)get_le_at(in + 4, 2);
+	h->flags = (uint16_t)get_le_at(in + 6, 2);
+	h->op = (uint32_t)get_le_at(in + 8, 4);
+	h->tid = (uint32_t)get_le_at(in + 12, 4);
+	h->seq = get_le_at(in + 16, 8);
+	h->status = (int32_t)(uint32_t)get_le_at(in + 24, 4);
+	h->reserved = (uint32_t)get_le_at(in + 28, 4);
+	if (h->len < VG_HDR_SIZE || h->len > VG_MSG_MAX)
+		return -EBADMSG;
+	if (h->kind < VG_MSG_HELLO || h->kind > VG_MSG_KIND_MAX)
+		return -EBADMSG;
+	if (h->flags & ~VG_F_FLAGS_KNOWN)
+		return -EBADMSG;
+	if (h->reserved != 0)
+		return -EBADMSG;
+	return 0;
+}
+
+int vg_hello_encode(const struct vg_hello *m, struct vg_buf *b)
+{
+	uint32_t i;
+
+	if (m->nenv > VG_ENV_MAX)
+		return -EMSGSIZE;
+	vg_put_u32(b, m->magic);
+	vg_put_u16(b, m->version);
+	vg_put_u16(b, m->min_version);
+	vg_put_u64(b, m->caps);
+	vg_put_u32(b, (uint32_t)m->driver_version);
+	vg_put_u32(b, m->pid);
+	vg_put_u32(b, m->nenv);
+	for (i = 0; i < m->nenv; i++) {
+		if (m->env_len[i] == 0 || m->env_len[i] > VG_ENV_ENTRY_MAX)
+			return -EMSGSIZE;
+		vg_put_u32(b, m->env_len[i]);
+		vg_put_bytes(b, m->env[i], m->env_len[i]);
+	}
+	return b->err;
+}
+
+int vg_hello_decode(struct vg_rd *r, struct vg_hello *m)
+{
+	uint32_t i;
+
+	memset(m, 0, sizeof(*m));
+	m->magic = vg_get_u32(r);
+	m->version = vg_get_u16(r);
+	m->min_version = vg_get_u16(r);
+	m->caps = vg_get_u64(r);
+	m->driver_version = (int32_t)vg_get_u32(r);
+	m->pid = vg_get_u32(r);
+	m->nenv = vg_get_u32(r);
+	if (r->err)
+		return -EBADMSG;
+	if (m->magic != VG_WIRE_MAGIC || m->nenv > VG_ENV_MAX || m->min_version > m->version)
+		return -EBADMSG;
+	for (i = 0; i < m->nenv; i++) {
+		uint32_t n = vg_get_u32(r);
+
+		if (r->err || n == 0 || n > VG_ENV_ENTRY_MAX)
+			return -EBADMSG;
+		m->env_len[i] = n;
+		m->env[i] = vg_get_bytes(r, n);
+		if (!m->env[i])
+			return -EBADMSG;
+	}
+	if (r->off != r->len)
+		return -EBADMSG;
+	return 0;
+}
+
+int vg_welcome_encode(const struct vg_welcome *m, struct vg_buf *b)
+{
+	if (m->ntext > VG_TEXT_MAX)
+		return -EMSGSIZE;
+	vg_put_u16(b, m->version);
+	vg_put_u16(b, 0);
+	vg_put_u64(b, m->caps);
+	vg_put_u32(b, (uint32_t)m->driver_version);
+	vg_put_u32(b, m->worker_pid);
+	vg_put_u32(b, m->ntext);
+	vg_put_bytes(b, m->text, m->ntext);
+	return b->err;
+}
+
+int vg_welcome_decode(struct vg_rd *r, struct vg_welcome *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->version = vg_get_u16(r);
+	if (vg_get_u16(r) != 0)
+		return -EBADMSG;
+	m->caps = vg_get_u64(r);
+	m->driver_version = (int32_t)vg_get_u32(r);
+	m->worker_pid = vg_get_u32(r);
+	m->ntext = vg_get_u32(r);
+	if (r->err || m->ntext > VG_TEXT_MAX)
+		return -EBADMSG;
+	m->text = vg_get_bytes(r, m->ntext);
+	if (r->err || r->off != r->len)
+		return -EBADMSG;
+	return 0;
+}
