@@ -356,7 +356,8 @@ VG_EXPORT CUresult cuDeviceGetPCIBusId(char *pciBusId, int len, CUdevice dev)
 
 	if (res != CUDA_SUCCESS)
 		return res;
-	if (!pciBusId || len <= 0)
+	/* The real driver refuses a buffer that cannot hold the whole id. */
+	if (!pciBusId || len <= 0 || (size_t)len < strlen(d->busid) + 1)
 		return CUDA_ERROR_INVALID_VALUE;
 	snprintf(pciBusId, (size_t)len, "%s", d->busid);
 	return CUDA_SUCCESS;

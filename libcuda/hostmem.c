@@ -95,14 +95,78 @@ VG_EXPORT CUresult cuMemHostGetFlags(unsigned int *pFlags, void *p)
 		return CUDA_ERROR_INVALID_VALUE;
 	pthread_mutex_lock(&lc.lock);
 	e = vg_htab_get(&lc.hostmem, (uint64_t)(uintptr_t)p);
+	/*
+	 * As NVIDIA's driver reports it under unified addressing: every pinned
+	 * allocation is device-mapped, and PORTABLE is not reported back.
+	 */
 	if (e)
-		*pFlags = e->type;
+		*pFlags = (e->type & CU_MEMHOSTALLOC_WRITECOMBINED) | CU_MEMHOSTALLOC_DEVICEMAP;
 	pthread_mutex_unlock(&lc.lock);
 	return e ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
 }
 
-static CUresult pointer_attr(void *data, int attr, CUdeviceptr ptr)
+/* The pinned allocation holding ptr, if any. */
+static int hostmem_find(uint64_t ptr, uint64_t *base, uint64_t *size)
 {
+	size_t i;
+	int found = 0;
+
+	pthread_mutex_lock(&lc.lock);
+	for (i = 0; i < lc.hostmem.cap && !found; i++) {
+		struct vg_hent *e = &lc.hostmem.slots[i];
+
+		if (e->key && e->key != VG_HTAB_TOMB && ptr >= e->key && ptr - e->key < e->val) {
+			*base = e->key;
+			*size = e->val;
+			found = 1;
+		}
+	}
+	pthread_mutex_unlock(&lc.lock);
+	return found;
+}
+
+/*
+ * Attributes of guest pinned memory, which the host has never seen: the
+ * answers NVIDIA's driver gives for pinned host memory, where we can give
+ * them; device mapping needs the shared-memory transport.
+ */
+static CUresult hostmem_attr(void *data, int attr, uint64_t ptr, uint64_t base, uint64_t size)
+{
+	uint32_t u32 = 0;
+	uint64_t u64 = 0;
+
+	switch (attr) {
+	case CU_POINTER_ATTRIBUTE_CONTEXT:
+		return cuCtxGetCurrent((CUcontext *)data);
+	case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+		u32 = CU_MEMORYTYPE_HOST;
+		break;
+	case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+		u64 = ptr;
+		memcpy(data, &u64, 8);
+		return CUDA_SUCCESS;
+	case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+		u32 = 0;
+		break;
+	case CU_POINTER_ATTRIBUTE_MAPPED:
+		u32 = 1;
+		break;
+	case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+		memcpy(data, &base, 8);
+		return CUDA_SUCCESS;
+	case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+		memcpy(data, &size, 8);
+		return CUDA_SUCCESS;
+	default:
+		return lc_unsupported(VG_FN_cuPointerGetAttribute);
+	}
+	memcpy(data, &u32, 4);
+	return CUDA_SUCCESS;
+}
+
+static CUresult pointer_attr(void *data, int attr, CUdeviceptr ptr, int multi)
+{
+	uint64_t base, hsize;
 	struct vg_buf *b, rep;
 	struct vg_rd r;
 	CUresult res = lc_check();
@@ -115,11 +179,14 @@ static CUresult pointer_attr(void *data, int attr, CUdeviceptr ptr)
 	size = vg_pointer_attr_size(attr, &is_handle);
 	if (!data || !size)
 		return CUDA_ERROR_INVALID_VALUE;
+	if (hostmem_find(ptr, &base, &hsize))
+		return hostmem_attr(data, attr, ptr, base, hsize);
 	b = lc_scratch();
 	if (!b)
 		return CUDA_ERROR_DEVICE_UNAVAILABLE;
 	vg_put_u32(b, (uint32_t)attr);
 	vg_put_u64(b, ptr);
+	vg_put_u32(b, (uint32_t)multi);
 	vg_buf_init(&rep);
 	res = lc_rpc(VG_OP_POINTER_ATTR, b, &rep);
 	if (res == CUDA_SUCCESS) {
@@ -152,7 +219,7 @@ static CUresult pointer_attr(void *data, int attr, CUdeviceptr ptr)
 
 VG_EXPORT CUresult cuPointerGetAttribute(void *data, CUpointer_attribute attribute, CUdeviceptr ptr)
 {
-	return pointer_attr(data, (int)attribute, ptr);
+	return pointer_attr(data, (int)attribute, ptr, 0);
 }
 
 VG_EXPORT CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attribute *attributes,
@@ -164,7 +231,8 @@ VG_EXPORT CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_
 	if (!attributes || !data)
 		return CUDA_ERROR_INVALID_VALUE;
 	for (i = 0; i < numAttributes; i++) {
-		res = pointer_attr(data[i], (int)attributes[i], ptr);
+		/* cuPointerGetAttributes answers defaults for memory CUDA does not know. */
+		res = pointer_attr(data[i], (int)attributes[i], ptr, 1);
 		if (res != CUDA_SUCCESS)
 			return res;
 	}

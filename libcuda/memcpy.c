@@ -5,6 +5,8 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "lc.h"
 
@@ -213,4 +215,65 @@ VG_EXPORT CUresult cuMemcpy2DAsync_v2_ptsz(const CUDA_MEMCPY2D *pCopy, CUstream 
 VG_EXPORT CUresult cuMemcpy3DAsync_v2_ptsz(const CUDA_MEMCPY3D *pCopy, CUstream hStream)
 {
 	return copy3d(pCopy, 2, hStream ? hStream : CU_STREAM_PER_THREAD);
+}
+
+/*
+ * Unified copies: under unified addressing either side may be host memory.
+ * The host cannot tell a guest address from its own, so the guest sorts
+ * them: an address mapped in this process is host memory, anything else a
+ * device address.
+ */
+static int guest_mapped(CUdeviceptr p, size_t n)
+{
+	static long page;
+	unsigned char v;
+	uintptr_t a, b;
+
+	if (!page)
+		page = sysconf(_SC_PAGESIZE);
+	a = (uintptr_t)p & ~(uintptr_t)(page - 1);
+	b = (uintptr_t)(p + (n ? n - 1 : 0)) & ~(uintptr_t)(page - 1);
+	return mincore((void *)a, 1, &v) == 0 && mincore((void *)b, 1, &v) == 0;
+}
+
+static CUresult unified_copy(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int async, int fn)
+{
+	int hd = guest_mapped(dst, n), hs = guest_mapped(src, n);
+	uint64_t a[4] = { dst, src, n, (uint64_t)(uintptr_t)s };
+	CUresult res;
+
+	if (hd && hs) {
+		res = lc_check();
+		if (res == CUDA_SUCCESS && n)
+			memmove((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n);
+		return res;
+	}
+	if (hs)
+		return async ? cuMemcpyHtoDAsync_v2(dst, (const void *)(uintptr_t)src, n, s)
+			     : cuMemcpyHtoD_v2(dst, (const void *)(uintptr_t)src, n);
+	if (hd)
+		return async ? cuMemcpyDtoHAsync_v2((void *)(uintptr_t)dst, src, n, s)
+			     : cuMemcpyDtoH_v2((void *)(uintptr_t)dst, src, n);
+	return lc_call(fn, a);
+}
+
+VG_EXPORT CUresult cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t ByteCount)
+{
+	return unified_copy(dst, src, ByteCount, NULL, 0, VG_FN_cuMemcpy);
+}
+
+VG_EXPORT CUresult cuMemcpy_ptds(CUdeviceptr dst, CUdeviceptr src, size_t ByteCount)
+{
+	return unified_copy(dst, src, ByteCount, NULL, 0, VG_FN_cuMemcpy_ptds);
+}
+
+VG_EXPORT CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t ByteCount, CUstream hStream)
+{
+	return unified_copy(dst, src, ByteCount, hStream, 1, VG_FN_cuMemcpyAsync);
+}
+
+VG_EXPORT CUresult cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t ByteCount, CUstream hStream)
+{
+	return unified_copy(dst, src, ByteCount, hStream ? hStream : CU_STREAM_PER_THREAD, 1,
+			    VG_FN_cuMemcpyAsync_ptsz);
 }

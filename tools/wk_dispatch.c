@@ -192,6 +192,8 @@ struct wk_arg {
 	uint64_t count;
 	uint64_t *ids;		/* OUT handles: the guest's proposals */
 	uint64_t id;		/* HANDLE: the id as sent */
+	const void *raw;	/* pass 1: the bytes as received */
+	uint32_t rawlen;	/* pass 1: blob length, or announced output count */
 	int null;
 };
 
@@ -241,20 +243,53 @@ static uint64_t get_le64(const uint8_t *q)
 	return v;
 }
 
-static CUresult decode_in(const struct vg_fn_desc *d, int i, struct vg_rd *r, struct wk_arg *args)
+/*
+ * Pass 1 reads each pointer argument's raw bytes; pass 2 (below) checks them
+ * against the counts, which may come from arguments later in the list.
+ */
+static void read_in(const struct vg_fn_desc *d, int i, struct vg_rd *r, struct wk_arg *a)
 {
-	const struct vg_arg_desc *ad = &d->args[i];
-	struct wk_arg *a = &args[i];
 	uint32_t n = 0;
 	int is_null = 0;
-	const uint8_t *q = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
-	uint64_t count, j;
-	CUresult res;
+
+	a->raw = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
+	if (r->err)
+		wk_fatal("%s: truncated argument %d", d->name, i);
+	a->null = is_null;
+	a->rawlen = n;
+}
+
+static void read_out(const struct vg_fn_desc *d, int i, struct vg_rd *r, struct wk_arg *a)
+{
+	const struct vg_arg_desc *ad = &d->args[i];
+	uint32_t n = vg_get_u32(r);
 
 	if (r->err)
 		wk_fatal("%s: truncated argument %d", d->name, i);
-	if (is_null) {
+	if (n == VG_NULL_LEN) {
 		a->null = 1;
+		return;
+	}
+	if (n > VG_ARRAY_MAX * (ad->elem == VG_E_DATA ? 256u : 1u))
+		wk_fatal("%s: output %d announces %u elements", d->name, i, n);
+	a->rawlen = n;
+	if (ad->elem == VG_E_HANDLE) {
+		a->raw = vg_get_bytes(r, (size_t)n * 8);
+		if (!a->raw)
+			wk_fatal("%s: truncated handle proposals", d->name);
+	}
+}
+
+static CUresult decode_in(const struct vg_fn_desc *d, int i, struct wk_arg *args)
+{
+	const struct vg_arg_desc *ad = &d->args[i];
+	struct wk_arg *a = &args[i];
+	const uint8_t *q = a->raw;
+	uint32_t n = a->rawlen;
+	uint64_t count, j;
+	CUresult res;
+
+	if (a->null) {
 		a->v.p = NULL;
 		return CUDA_SUCCESS;
 	}
@@ -290,38 +325,30 @@ static CUresult decode_in(const struct vg_fn_desc *d, int i, struct vg_rd *r, st
 	return CUDA_SUCCESS;
 }
 
-static CUresult decode_out(const struct vg_fn_desc *d, int i, struct vg_rd *r, struct wk_arg *args)
+static CUresult decode_out(const struct vg_fn_desc *d, int i, struct wk_arg *args)
 {
 	const struct vg_arg_desc *ad = &d->args[i];
 	struct wk_arg *a = &args[i];
-	uint32_t n = vg_get_u32(r);
 	uint64_t count, j;
 
-	if (r->err)
-		wk_fatal("%s: truncated argument %d", d->name, i);
-	if (n == VG_NULL_LEN) {
-		a->null = 1;
+	if (a->null) {
 		a->v.p = NULL;
 		return CUDA_SUCCESS;
 	}
 	count = decoded_count(d, ad, args);
-	if (count != n || count * wire_elem_size(ad) > VG_MSG_MAX - 4096)
-		wk_fatal("%s: output %d announces %u elements, the call says %llu", d->name, i, n,
-			 (unsigned long long)count);
+	if (count != a->rawlen || count * wire_elem_size(ad) > VG_MSG_MAX - 4096)
+		wk_fatal("%s: output %d announces %u elements, the call says %llu", d->name, i,
+			 a->rawlen, (unsigned long long)count);
 	a->count = count;
 	a->mem = calloc(1, count * mem_elem_size(ad) + 1);
 	if (!a->mem)
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	if (ad->elem == VG_E_HANDLE) {
-		const uint8_t *q = vg_get_bytes(r, count * 8);
-
-		if (!q)
-			wk_fatal("%s: truncated handle proposals", d->name);
 		a->ids = malloc(count * sizeof(uint64_t) + 1);
 		if (!a->ids)
 			return CUDA_ERROR_OUT_OF_MEMORY;
 		for (j = 0; j < count; j++)
-			a->ids[j] = get_le64(q + 8 * j);
+			a->ids[j] = get_le64((const uint8_t *)a->raw + 8 * j);
 	}
 	a->v.p = a->mem;
 	return CUDA_SUCCESS;
@@ -374,9 +401,11 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 	if (d->nargs > VG_ARGS_MAX)
 		wk_fatal("%s: too many arguments", d->name);
 	memset(args, 0, sizeof(args));
-	for (i = 0; i < d->nargs && res == CUDA_SUCCESS; i++) {
+	/* Pass 1 reads the whole message even after a bad handle: the first error wins. */
+	for (i = 0; i < d->nargs; i++) {
 		const struct vg_arg_desc *ad = &d->args[i];
 		struct wk_arg *a = &args[i];
+		CUresult hres;
 
 		avalues[i] = &a->v;
 		switch (ad->kind) {
@@ -395,7 +424,9 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 			a->v.i32 = (int32_t)vg_get_u32(r);
 			break;
 		case VG_A_HANDLE:
-			res = wk_get_handle_id(r, ad->htype, &a->v.p, &a->id);
+			hres = wk_get_handle_id(r, ad->htype, &a->v.p, &a->id);
+			if (res == CUDA_SUCCESS)
+				res = hres;
 			break;
 		case VG_A_STR: {
 			uint32_t n = 0;
@@ -409,10 +440,10 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 		}
 		case VG_A_IN:
 		case VG_A_INOUT:
-			res = decode_in(d, i, r, args);
+			read_in(d, i, r, a);
 			break;
 		case VG_A_OUT:
-			res = decode_out(d, i, r, args);
+			read_out(d, i, r, a);
 			break;
 		default:
 			wk_fatal("%s: argument %d cannot be decoded generically", d->name, i);
@@ -420,10 +451,16 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 		if (r->err)
 			wk_fatal("%s: truncated call", d->name);
 	}
-	if (res != CUDA_SUCCESS)
-		goto out;
 	if (r->off != r->len)
 		wk_fatal("%s: %zu trailing bytes", d->name, r->len - r->off);
+	for (i = 0; i < d->nargs && res == CUDA_SUCCESS; i++) {
+		if (d->args[i].kind == VG_A_IN || d->args[i].kind == VG_A_INOUT)
+			res = decode_in(d, i, args);
+		else if (d->args[i].kind == VG_A_OUT)
+			res = decode_out(d, i, args);
+	}
+	if (res != CUDA_SUCCESS)
+		goto out;
 	if (!wk.fns[fn]) {
 		res = CUDA_ERROR_NOT_SUPPORTED;
 		goto out;
@@ -433,11 +470,11 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 		res = CUDA_ERROR_OUT_OF_MEMORY;
 		goto out;
 	}
-	wk_count(fn);
 	ffi_call(cif, FFI_FN(wk.fns[fn]), &rc, avalues);
 	res = (CUresult)(int32_t)rc;
 	if (res != CUDA_SUCCESS)
 		goto out;
+	wk_count(fn);
 	for (i = 0; i < d->nargs; i++) {
 		const struct vg_arg_desc *ad = &d->args[i];
 

@@ -8,9 +8,13 @@
 #include "vgpu/ops.h"
 #include "worker.h"
 
-#define CALL(name, ...) \
-	(wk.fns[VG_FN_##name] ? (wk_count(VG_FN_##name), WK_FN(name)(__VA_ARGS__)) \
-			      : CUDA_ERROR_NOT_SUPPORTED)
+/* Calls the driver; the statistics count calls that succeeded. */
+#define CALL(name, ...) ({ \
+	CUresult r_ = wk.fns[VG_FN_##name] ? WK_FN(name)(__VA_ARGS__) : CUDA_ERROR_NOT_SUPPORTED; \
+	if (r_ == CUDA_SUCCESS) \
+		wk_count(VG_FN_##name); \
+	r_; \
+})
 
 static void put_cstr(struct vg_buf *b, const char *s)
 {
@@ -364,24 +368,33 @@ static CUresult op_memcpy(struct vg_rd *r, struct vg_buf *out, int three_d)
 }
 
 /*
- * POINTER_ATTR: u32 attribute, u64 pointer.  Reply: a blob of the value
- * (vg_pointer_attr_size bytes; handles as u64 ids).
+ * POINTER_ATTR: u32 attribute, u64 pointer, u32 multi (1: answer as
+ * cuPointerGetAttributes does, with defaults for unknown memory).  Reply: a
+ * blob of the value (vg_pointer_attr_size bytes; handles as u64 ids).
  */
 static CUresult op_pointer_attr(struct vg_rd *r, struct vg_buf *out)
 {
 	int attr = (int)vg_get_u32(r), is_handle;
 	uint64_t ptr = vg_get_u64(r);
+	uint32_t multi = vg_get_u32(r);
 	uint8_t val[64];
+	void *vp = val;
 	uint32_t size;
 	CUresult res;
 
-	if (r->err || r->off != r->len)
+	if (r->err || r->off != r->len || multi > 1)
 		wk_fatal("malformed POINTER_ATTR");
 	size = vg_pointer_attr_size(attr, &is_handle);
 	if (!size)
 		return CUDA_ERROR_INVALID_VALUE;
 	memset(val, 0, sizeof(val));
-	res = CALL(cuPointerGetAttribute, val, (CUpointer_attribute)attr, (CUdeviceptr)ptr);
+	if (multi) {
+		CUpointer_attribute a = (CUpointer_attribute)attr;
+
+		res = CALL(cuPointerGetAttributes, 1, &a, &vp, (CUdeviceptr)ptr);
+	} else {
+		res = CALL(cuPointerGetAttribute, val, (CUpointer_attribute)attr, (CUdeviceptr)ptr);
+	}
 	if (res != CUDA_SUCCESS)
 		return res;
 	if (is_handle) {
@@ -450,6 +463,31 @@ static CUresult op_occ_blocksize(struct wk_thread *t, struct vg_rd *r, struct vg
 	return res;
 }
 
+/* FUNC_NAME: u64 function or kernel id, u32 is_kernel.  Reply: blob name. */
+static CUresult op_func_name(struct vg_rd *r, struct vg_buf *out)
+{
+	uint64_t id = vg_get_u64(r);
+	uint32_t is_kernel = vg_get_u32(r);
+	const char *name = NULL;
+	void *f;
+	CUresult res;
+
+	if (r->err || r->off != r->len || is_kernel > 1)
+		wk_fatal("malformed FUNC_NAME");
+	if (!wk_handle_lookup(id, is_kernel ? VG_H_CUkernel : VG_H_CUfunction, &f))
+		return CUDA_ERROR_INVALID_HANDLE;
+	if (is_kernel)
+		res = CALL(cuKernelGetName, &name, (CUkernel)f);
+	else
+		res = CALL(cuFuncGetName, &name, (CUfunction)f);
+	if (res == CUDA_SUCCESS) {
+		if (!name || strlen(name) >= VG_STR_MAX)
+			return CUDA_ERROR_UNKNOWN;
+		put_cstr(out, name);
+	}
+	return res;
+}
+
 CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_buf *out)
 {
 	switch (op) {
@@ -469,6 +507,8 @@ CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_
 		return op_pointer_attr(r, out);
 	case VG_OP_OCC_BLOCKSIZE:
 		return op_occ_blocksize(t, r, out);
+	case VG_OP_FUNC_NAME:
+		return op_func_name(r, out);
 	default:
 		wk_fatal("unknown operation %#x", op);
 	}

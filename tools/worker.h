@@ -30,7 +30,7 @@ struct wk_thread {
 struct wk_state {
 	void *driver;			/* dlopen handle */
 	void *fns[VG_FN_MAX];		/* the driver's entry points, NULL where absent */
-	uint64_t calls[VG_FN_MAX];	/* atomic: per-function call counts */
+	uint64_t calls[VG_FN_MAX];	/* atomic: per-function counts of successful calls */
 	pthread_mutex_t lock;		/* handle tables, thread list */
 	struct vg_htab ids;		/* id -> real pointer, type */
 	struct vg_htab rev[VG_H_MAX];	/* real pointer -> id, per handle type */

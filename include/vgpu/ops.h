@@ -15,6 +15,7 @@ enum vg_op_more {
 	VG_OP_MEMCPY3D      = VG_OP_BASE + 7,	/* cuMemcpy3D*, Async */
 	VG_OP_POINTER_ATTR  = VG_OP_BASE + 8,	/* one cuPointerGetAttribute */
 	VG_OP_OCC_BLOCKSIZE = VG_OP_BASE + 9,	/* cuOccupancyMaxPotentialBlockSize* */
+	VG_OP_FUNC_NAME     = VG_OP_BASE + 10,	/* cuFuncGetName / cuKernelGetName */
 };
 
 /* HOST_CALL ops (host -> guest, answered with HOST_RETURN). */
