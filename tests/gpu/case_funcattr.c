@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Function attributes (get and set), cache config, and parameter info:
+ * Function attributes (get and set), cache config, name, and parameter info:
  * the offsets and sizes the guest needs to pack kernelParams.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "gcase.h"
 
@@ -43,12 +44,17 @@ static void gc_kernel_check(CUmodule mod, const struct gc_kernel *k)
 {
 	char key[128];
 	CUfunction fn = NULL;
+	const char *name = NULL;
 	size_t off, size;
 	unsigned a;
 	int i, v;
 
 	snprintf(key, sizeof(key), "%s.get_function", k->name);
 	gc_must(key, cuModuleGetFunction(&fn, mod, k->name));
+	snprintf(key, sizeof(key), "%s.get_name", k->name);
+	gc_expect(key, cuFuncGetName(&name, fn), CUDA_SUCCESS);
+	snprintf(key, sizeof(key), "%s.get_name.same", k->name);
+	gc_check(key, name && strcmp(name, k->name) == 0);
 
 	for (i = 0; i < k->nparams; i++) {
 		off = size = 12345;
