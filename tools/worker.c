@@ -277,8 +277,8 @@ static int handshake(const char *driver)
 		ret = -ENOENT;
 		goto out;
 	}
-	if (wk.fns[VG_FN_cuDriverGetVersion])
-		WK_FN(cuDriverGetVersion)(&drv);
+	if (wk.fns[VG_FN_cuDriverGetVersion] && WK_FN(cuDriverGetVersion)(&drv) == CUDA_SUCCESS)
+		wk_count(VG_FN_cuDriverGetVersion);
 	if (drv < m.driver_version) {
 		snprintf(why, sizeof(why), "the host driver implements CUDA %d, older than the guest's %d",
 			 drv, m.driver_version);
