@@ -98,59 +98,173 @@ static CUresult parse_extra(void **extra, const void **buf, size_t *size)
 	return CUDA_SUCCESS;
 }
 
-static CUresult launch(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
-		       unsigned int by, unsigned int bz, unsigned int shmem, CUstream hStream,
-		       void **kernelParams, void **extra)
+/* Packs the parameters of a launch into one buffer, as the host wants them. */
+static CUresult pack_params(uint64_t id, void **kernelParams, void **extra, uint8_t *packed,
+			    const void **params, size_t *size)
+{
+	struct lc_func *fi;
+	CUresult res;
+	uint32_t i;
+
+	if (kernelParams && extra)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (extra)
+		return parse_extra(extra, params, size);
+	res = func_layout(id, &fi);
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (fi->n && !kernelParams)
+		return CUDA_ERROR_INVALID_VALUE;
+	memset(packed, 0, fi->size);
+	for (i = 0; i < fi->n; i++)
+		memcpy(packed + fi->layout[2 * i], kernelParams[i], fi->layout[2 * i + 1]);
+	*params = packed;
+	*size = fi->size;
+	return CUDA_SUCCESS;
+}
+
+_Static_assert(sizeof(((CUlaunchAttribute *)0)->value) == VG_LAUNCH_ATTR_BYTES,
+	       "a launch attribute value travels as VG_LAUNCH_ATTR_BYTES");
+
+struct launch_dims {
+	unsigned int g[3], b[3], shmem;
+	CUstream stream;
+};
+
+/*
+ * LAUNCH:    u64 function, u32 grid x y z, u32 block x y z, u32 shared bytes,
+ *            u64 stream, blob parameters.
+ * LAUNCH_EX: the same, then u32 nattrs (<= VG_LAUNCH_ATTRS_MAX) and per
+ *            attribute u32 id + VG_LAUNCH_ATTR_BYTES of value (event handles
+ *            in the value as ids), before the blob.
+ */
+static CUresult launch(CUfunction f, const struct launch_dims *dm, const CUlaunchAttribute *attrs,
+		       unsigned int nattrs, int ex, void **kernelParams, void **extra)
 {
 	uint64_t id = (uint64_t)(uintptr_t)f;
 	uint8_t packed[VG_PARAM_BYTES_MAX];
 	const void *params = packed;
 	size_t size = 0;
-	struct lc_func *fi;
 	struct vg_buf *b, rep;
 	CUresult res = lc_check();
-	uint32_t i;
+	unsigned int i;
 
 	if (res != CUDA_SUCCESS)
 		return res;
 	if (!f || !lc_handle_known(id, VG_H_CUfunction))
 		return CUDA_ERROR_INVALID_HANDLE;
-	if (kernelParams && extra)
+	if (nattrs > VG_LAUNCH_ATTRS_MAX || (nattrs && !attrs))
 		return CUDA_ERROR_INVALID_VALUE;
-	if (extra) {
-		res = parse_extra(extra, &params, &size);
-		if (res != CUDA_SUCCESS)
-			return res;
-	} else {
-		res = func_layout(id, &fi);
-		if (res != CUDA_SUCCESS)
-			return res;
-		if (fi->n && !kernelParams)
-			return CUDA_ERROR_INVALID_VALUE;
-		memset(packed, 0, fi->size);
-		for (i = 0; i < fi->n; i++)
-			memcpy(packed + fi->layout[2 * i], kernelParams[i], fi->layout[2 * i + 1]);
-		size = fi->size;
-	}
+	res = pack_params(id, kernelParams, extra, packed, &params, &size);
+	if (res != CUDA_SUCCESS)
+		return res;
 	b = lc_scratch();
 	if (!b)
 		return CUDA_ERROR_DEVICE_UNAVAILABLE;
 	vg_put_u64(b, id);
-	vg_put_u32(b, gx);
-	vg_put_u32(b, gy);
-	vg_put_u32(b, gz);
-	vg_put_u32(b, bx);
-	vg_put_u32(b, by);
-	vg_put_u32(b, bz);
-	vg_put_u32(b, shmem);
-	res = lc_put_handle(b, hStream, VG_H_CUstream, 1);
+	for (i = 0; i < 3; i++)
+		vg_put_u32(b, dm->g[i]);
+	for (i = 0; i < 3; i++)
+		vg_put_u32(b, dm->b[i]);
+	vg_put_u32(b, dm->shmem);
+	res = lc_put_handle(b, dm->stream, VG_H_CUstream, 1);
 	if (res != CUDA_SUCCESS)
 		return res;
+	if (ex) {
+		vg_put_u32(b, nattrs);
+		for (i = 0; i < nattrs; i++) {
+			uint8_t v[VG_LAUNCH_ATTR_BYTES];
+
+			memcpy(v, &attrs[i].value, sizeof(attrs[i].value));
+			switch ((int)attrs[i].id) {
+			case CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT:
+			case CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT: {
+				CUevent e;
+
+				memcpy(&e, v, sizeof(e));
+				if (!e || !lc_handle_known((uint64_t)(uintptr_t)e, VG_H_CUevent))
+					return CUDA_ERROR_INVALID_HANDLE;
+				break;
+			}
+			case CU_LAUNCH_ATTRIBUTE_DEVICE_UPDATABLE_KERNEL_NODE:
+				VG_WARN("cuLaunchKernelEx: device-updatable kernel nodes are not supported yet");
+				return CUDA_ERROR_NOT_SUPPORTED;
+			default:
+				break;
+			}
+			vg_put_u32(b, (uint32_t)attrs[i].id);
+			vg_put_bytes(b, v, sizeof(v));
+		}
+	}
 	vg_put_blob(b, params, (uint32_t)size);
 	vg_buf_init(&rep);
-	res = lc_rpc(VG_OP_LAUNCH, b, &rep);
+	res = lc_rpc(ex ? VG_OP_LAUNCH_EX : VG_OP_LAUNCH, b, &rep);
 	vg_buf_fini(&rep);
 	return res;
+}
+
+static CUresult launch_plain(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+			     unsigned int by, unsigned int bz, unsigned int shmem, CUstream s, void **kernelParams,
+			     void **extra, int cooperative)
+{
+	struct launch_dims dm = { { gx, gy, gz }, { bx, by, bz }, shmem, s };
+	CUlaunchAttribute coop;
+
+	if (!cooperative)
+		return launch(f, &dm, NULL, 0, 0, kernelParams, extra);
+	memset(&coop, 0, sizeof(coop));
+	coop.id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
+	coop.value.cooperative = 1;
+	return launch(f, &dm, &coop, 1, 1, kernelParams, NULL);
+}
+
+static CUresult launch_ex(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra,
+			  int ptsz)
+{
+	struct launch_dims dm;
+
+	if (!config)
+		return CUDA_ERROR_INVALID_VALUE;
+	dm.g[0] = config->gridDimX;
+	dm.g[1] = config->gridDimY;
+	dm.g[2] = config->gridDimZ;
+	dm.b[0] = config->blockDimX;
+	dm.b[1] = config->blockDimY;
+	dm.b[2] = config->blockDimZ;
+	dm.shmem = config->sharedMemBytes;
+	dm.stream = config->hStream;
+	if (ptsz && !dm.stream)
+		dm.stream = CU_STREAM_PER_THREAD;
+	return launch(f, &dm, config->attrs, config->numAttrs, 1, kernelParams, extra);
+}
+
+VG_EXPORT CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams, void **extra)
+{
+	return launch_ex(config, f, kernelParams, extra, 0);
+}
+
+VG_EXPORT CUresult cuLaunchKernelEx_ptsz(const CUlaunchConfig *config, CUfunction f, void **kernelParams,
+					 void **extra)
+{
+	return launch_ex(config, f, kernelParams, extra, 1);
+}
+
+VG_EXPORT CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+					     unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY,
+					     unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream,
+					     void **kernelParams)
+{
+	return launch_plain(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes,
+			    hStream, kernelParams, NULL, 1);
+}
+
+VG_EXPORT CUresult cuLaunchCooperativeKernel_ptsz(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+						  unsigned int gridDimZ, unsigned int blockDimX,
+						  unsigned int blockDimY, unsigned int blockDimZ,
+						  unsigned int sharedMemBytes, CUstream hStream, void **kernelParams)
+{
+	return launch_plain(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes,
+			    hStream ? hStream : CU_STREAM_PER_THREAD, kernelParams, NULL, 1);
 }
 
 VG_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
@@ -158,8 +272,8 @@ VG_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned 
 				  unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream,
 				  void **kernelParams, void **extra)
 {
-	return launch(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes,
-		      hStream, kernelParams, extra);
+	return launch_plain(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes,
+			    hStream, kernelParams, extra, 0);
 }
 
 VG_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
@@ -170,8 +284,8 @@ VG_EXPORT CUresult cuLaunchKernel_ptsz(CUfunction f, unsigned int gridDimX, unsi
 	/* In the per-thread-default-stream build, NULL means this thread's stream. */
 	if (!hStream)
 		hStream = CU_STREAM_PER_THREAD;
-	return launch(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes,
-		      hStream, kernelParams, extra);
+	return launch_plain(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ, sharedMemBytes,
+			    hStream, kernelParams, extra, 0);
 }
 
 static CUresult occupancy(int *minGridSize, int *blockSize, CUfunction func, CUoccupancyB2DSize cb,

@@ -193,19 +193,15 @@ VG_EXPORT CUresult cuModuleLoadDataEx(CUmodule *module, const void *image, unsig
 	return res;
 }
 
-VG_EXPORT CUresult cuModuleLoad(CUmodule *module, const char *fname)
+/* Reads an image file whole, NUL-terminated (PTX is text). */
+static CUresult read_image_file(const char *fname, void **out, size_t *len)
 {
 	struct stat st;
-	CUresult res = lc_check();
 	char *img;
 	ssize_t got;
 	size_t off = 0;
 	int fd;
 
-	if (res != CUDA_SUCCESS)
-		return res;
-	if (!module || !fname)
-		return CUDA_ERROR_INVALID_VALUE;
 	fd = open(fname, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return CUDA_ERROR_FILE_NOT_FOUND;
@@ -225,8 +221,101 @@ VG_EXPORT CUresult cuModuleLoad(CUmodule *module, const char *fname)
 		off += (size_t)got;
 	}
 	close(fd);
+	if (off != (size_t)st.st_size) {
+		free(img);
+		return CUDA_ERROR_FILE_NOT_FOUND;
+	}
 	img[off] = '\0';
-	res = off == (size_t)st.st_size ? module_load(module, img, VG_MOD_DATA) : CUDA_ERROR_FILE_NOT_FOUND;
+	*out = img;
+	*len = off;
+	return CUDA_SUCCESS;
+}
+
+VG_EXPORT CUresult cuModuleLoad(CUmodule *module, const char *fname)
+{
+	CUresult res = lc_check();
+	void *img = NULL;
+	size_t n = 0;
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!module || !fname)
+		return CUDA_ERROR_INVALID_VALUE;
+	res = read_image_file(fname, &img, &n);
+	if (res == CUDA_SUCCESS)
+		res = module_load(module, img, VG_MOD_DATA);
+	free(img);
+	return res;
+}
+
+/*
+ * Libraries (cudart 12+ loads its fatbins this way).  JIT and library
+ * options are not forwarded: the host loads with its defaults.
+ */
+static CUresult library_load(CUlibrary *library, const void *code)
+{
+	struct vg_buf *b, rep;
+	struct vg_rd r;
+	CUresult res = lc_check();
+	size_t n;
+	uint64_t id;
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!library || !code)
+		return CUDA_ERROR_INVALID_VALUE;
+	n = lc_image_size(&code);
+	if (!n)
+		return CUDA_ERROR_INVALID_IMAGE;
+	b = lc_scratch();
+	if (!b)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	vg_put_u64(b, lc_handle_propose());
+	vg_put_blob(b, code, (uint32_t)n);
+	vg_buf_init(&rep);
+	res = lc_rpc(VG_OP_LIBRARY_LOAD, b, &rep);
+	if (res == CUDA_SUCCESS) {
+		vg_rd_init(&r, rep.p, rep.len);
+		id = vg_get_u64(&r);
+		if (r.err || !id) {
+			res = CUDA_ERROR_UNKNOWN;
+		} else {
+			lc_handle_add(id, VG_H_CUlibrary);
+			*library = (CUlibrary)(uintptr_t)id;
+		}
+	}
+	vg_buf_fini(&rep);
+	return res;
+}
+
+VG_EXPORT CUresult cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_option *jitOptions,
+				     void **jitOptionsValues, unsigned int numJitOptions,
+				     CUlibraryOption *libraryOptions, void **libraryOptionValues,
+				     unsigned int numLibraryOptions)
+{
+	if ((numJitOptions && (!jitOptions || !jitOptionsValues)) ||
+	    (numLibraryOptions && (!libraryOptions || !libraryOptionValues)))
+		return CUDA_ERROR_INVALID_VALUE;
+	return library_load(library, code);
+}
+
+VG_EXPORT CUresult cuLibraryLoadFromFile(CUlibrary *library, const char *fileName, CUjit_option *jitOptions,
+					 void **jitOptionsValues, unsigned int numJitOptions,
+					 CUlibraryOption *libraryOptions, void **libraryOptionValues,
+					 unsigned int numLibraryOptions)
+{
+	CUresult res = lc_check();
+	void *img = NULL;
+	size_t n = 0;
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if ((numJitOptions && (!jitOptions || !jitOptionsValues)) ||
+	    (numLibraryOptions && (!libraryOptions || !libraryOptionValues)) || !library || !fileName)
+		return CUDA_ERROR_INVALID_VALUE;
+	res = read_image_file(fileName, &img, &n);
+	if (res == CUDA_SUCCESS)
+		res = library_load(library, img);
 	free(img);
 	return res;
 }

@@ -134,17 +134,23 @@ static CUresult op_func_info(struct vg_rd *r, struct vg_buf *out)
 	void *f;
 	size_t off, size;
 	uint32_t n = 0, *pairs;
+	int is_kernel = 0;
 	CUresult res;
 
 	if (r->err || r->off != r->len)
 		wk_fatal("malformed FUNC_INFO");
-	if (!wk_handle_lookup(id, VG_H_CUfunction, &f))
+	if (wk_handle_lookup(id, VG_H_CUkernel, &f))
+		is_kernel = 1;
+	else if (!wk_handle_lookup(id, VG_H_CUfunction, &f))
 		return CUDA_ERROR_INVALID_HANDLE;
 	pairs = malloc(sizeof(uint32_t) * 2 * VG_PARAMS_MAX);
 	if (!pairs)
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	for (;;) {
-		res = CALL(cuFuncGetParamInfo, (CUfunction)f, n, &off, &size);
+		if (is_kernel)
+			res = CALL(cuKernelGetParamInfo, (CUkernel)f, n, &off, &size);
+		else
+			res = CALL(cuFuncGetParamInfo, (CUfunction)f, n, &off, &size);
 		if (res != CUDA_SUCCESS || n == VG_PARAMS_MAX)
 			break;
 		pairs[2 * n] = (uint32_t)off;
@@ -168,26 +174,59 @@ static CUresult op_func_info(struct vg_rd *r, struct vg_buf *out)
 /*
  * LAUNCH: u64 function id, u32 grid x y z, u32 block x y z, u32 shared
  * bytes, u64 stream id, blob parameter buffer.  Empty reply.
+ * LAUNCH_EX: the same with, before the blob, u32 nattrs and per attribute
+ * u32 id and VG_LAUNCH_ATTR_BYTES of value (event handles as ids).
  */
-static CUresult op_launch(struct vg_rd *r, struct vg_buf *out)
+static CUresult op_launch(struct vg_rd *r, int ex)
 {
-	uint32_t g[3], b[3], shmem, n = 0;
-	int i, is_null = 0;
-	void *f, *s, *extra[5];
+	uint32_t g[3], b[3], shmem, n = 0, nattrs = 0, i;
+	int is_null = 0;
+	void *f = NULL, *s, *extra[5];
 	const void *params;
 	size_t size;
 	uint64_t buf[VG_PARAM_BYTES_MAX / 8];
-	CUresult res;
+	CUlaunchAttribute attrs[VG_LAUNCH_ATTRS_MAX];
+	CUresult res = CUDA_SUCCESS, hres;
 
-	(void)out;
 	if (!wk_handle_lookup(vg_get_u64(r), VG_H_CUfunction, &f))
-		return CUDA_ERROR_INVALID_HANDLE;
+		res = CUDA_ERROR_INVALID_HANDLE;
 	for (i = 0; i < 3; i++)
 		g[i] = vg_get_u32(r);
 	for (i = 0; i < 3; i++)
 		b[i] = vg_get_u32(r);
 	shmem = vg_get_u32(r);
-	res = wk_get_handle(r, VG_H_CUstream, &s);
+	hres = wk_get_handle(r, VG_H_CUstream, &s);
+	if (res == CUDA_SUCCESS)
+		res = hres;
+	if (ex) {
+		nattrs = vg_get_u32(r);
+		if (nattrs > VG_LAUNCH_ATTRS_MAX)
+			wk_fatal("LAUNCH_EX with %u attributes", nattrs);
+		memset(attrs, 0, sizeof(attrs));
+		for (i = 0; i < nattrs && !r->err; i++) {
+			const void *v;
+
+			attrs[i].id = (CUlaunchAttributeID)vg_get_u32(r);
+			v = vg_get_bytes(r, VG_LAUNCH_ATTR_BYTES);
+			if (!v)
+				break;
+			memcpy(&attrs[i].value, v, VG_LAUNCH_ATTR_BYTES);
+			if (attrs[i].id == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT ||
+			    attrs[i].id == CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT) {
+				struct vg_rd er;
+				void *ev;
+
+				vg_rd_init(&er, v, 8);
+				hres = wk_get_handle(&er, VG_H_CUevent, &ev);
+				if (res == CUDA_SUCCESS)
+					res = hres;
+				memcpy(&attrs[i].value, &ev, sizeof(ev));
+			} else if (attrs[i].id == CU_LAUNCH_ATTRIBUTE_DEVICE_UPDATABLE_KERNEL_NODE) {
+				if (res == CUDA_SUCCESS)
+					res = CUDA_ERROR_NOT_SUPPORTED;
+			}
+		}
+	}
 	params = vg_get_blob(r, VG_PARAM_BYTES_MAX, &n, &is_null);
 	if (r->err || r->off != r->len)
 		wk_fatal("malformed LAUNCH");
@@ -200,8 +239,55 @@ static CUresult op_launch(struct vg_rd *r, struct vg_buf *out)
 	extra[2] = CU_LAUNCH_PARAM_BUFFER_SIZE;
 	extra[3] = &size;
 	extra[4] = CU_LAUNCH_PARAM_END;
+	if (ex) {
+		CUlaunchConfig cfg = {
+			.gridDimX = g[0], .gridDimY = g[1], .gridDimZ = g[2],
+			.blockDimX = b[0], .blockDimY = b[1], .blockDimZ = b[2],
+			.sharedMemBytes = shmem, .hStream = (CUstream)s,
+			.attrs = attrs, .numAttrs = nattrs,
+		};
+
+		return CALL(cuLaunchKernelEx, &cfg, (CUfunction)f, NULL, extra);
+	}
 	return CALL(cuLaunchKernel, (CUfunction)f, g[0], g[1], g[2], b[0], b[1], b[2], shmem,
 		    (CUstream)s, NULL, extra);
+}
+
+/*
+ * LIBRARY_LOAD: u64 proposed id, blob image.  Reply: u64 library id.  JIT
+ * and library options are not forwarded.  The image copy is kept for the
+ * worker's life: with lazy loading the driver may read it later.
+ */
+static CUresult op_library_load(struct vg_rd *r, struct vg_buf *out)
+{
+	uint64_t proposed = vg_get_u64(r);
+	uint32_t n = 0;
+	int is_null = 0;
+	const void *img = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
+	size_t cap = ((size_t)n + 64) & ~(size_t)63;
+	CUlibrary lib = NULL;
+	CUresult res;
+	void *copy;
+
+	if (r->err || r->off != r->len)
+		wk_fatal("malformed LIBRARY_LOAD");
+	if (is_null)
+		return CUDA_ERROR_INVALID_VALUE;
+	copy = aligned_alloc(64, cap);
+	if (!copy)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	memcpy(copy, img, n);
+	memset((char *)copy + n, 0, cap - n);
+	res = CALL(cuLibraryLoadData, &lib, copy, NULL, NULL, 0, NULL, NULL, 0);
+	if (res != CUDA_SUCCESS) {
+		free(copy);
+		return res;
+	}
+	proposed = wk_handle_register(lib, VG_H_CUlibrary, proposed);
+	if (!proposed)
+		wk_fatal("LIBRARY_LOAD with a bad proposed id");
+	vg_put_u64(out, proposed);
+	return CUDA_SUCCESS;
 }
 
 /*
@@ -498,7 +584,11 @@ CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_
 	case VG_OP_FUNC_INFO:
 		return op_func_info(r, out);
 	case VG_OP_LAUNCH:
-		return op_launch(r, out);
+		return op_launch(r, 0);
+	case VG_OP_LAUNCH_EX:
+		return op_launch(r, 1);
+	case VG_OP_LIBRARY_LOAD:
+		return op_library_load(r, out);
 	case VG_OP_MEMCPY2D:
 		return op_memcpy(r, out, 0);
 	case VG_OP_MEMCPY3D:

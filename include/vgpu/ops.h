@@ -16,6 +16,7 @@ enum vg_op_more {
 	VG_OP_POINTER_ATTR  = VG_OP_BASE + 8,	/* one cuPointerGetAttribute */
 	VG_OP_OCC_BLOCKSIZE = VG_OP_BASE + 9,	/* cuOccupancyMaxPotentialBlockSize* */
 	VG_OP_FUNC_NAME     = VG_OP_BASE + 10,	/* cuFuncGetName / cuKernelGetName */
+	VG_OP_LAUNCH_EX     = VG_OP_BASE + 11,	/* cuLaunchKernelEx, cooperative launches */
 };
 
 /* HOST_CALL ops (host -> guest, answered with HOST_RETURN). */
@@ -32,6 +33,9 @@ enum vg_host_call {
 /* Module images and kernel parameter layouts. */
 #define VG_PARAMS_MAX     4096		/* parameters of one kernel */
 #define VG_PARAM_BYTES_MAX (32u << 10)	/* a kernel's parameter buffer */
+
+#define VG_LAUNCH_ATTRS_MAX  32	/* attributes of one cuLaunchKernelEx */
+#define VG_LAUNCH_ATTR_BYTES 64	/* one attribute's value */
 
 enum vg_module_kind {
 	VG_MOD_DATA = 0,	/* cuModuleLoadData */
