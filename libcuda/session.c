@@ -82,22 +82,20 @@ static uint64_t next_seq(void)
 	return __atomic_add_fetch(&lc.seq, 1, __ATOMIC_RELAXED);
 }
 
-/* Opens this thread's channel: THREAD_OPEN on the control channel. */
-static struct lc_tchan *chan_open(void)
+/* Opens a channel (THREAD_OPEN on the control channel); *tid gets its id. */
+struct tp_chan *lc_chan_open_raw(uint32_t *tid);
+struct tp_chan *lc_chan_open_raw(uint32_t *tid)
 {
 	struct vg_hdr h = { .kind = VG_MSG_THREAD_OPEN };
-	struct lc_tchan *t = NULL;
+	struct tp_chan *c = NULL;
 	struct vg_buf b;
 	struct vg_rd r;
-	uint8_t payload[4];
+	uint32_t os_tid = (uint32_t)syscall(SYS_gettid);
+	uint8_t payload[4] = { (uint8_t)os_tid, (uint8_t)(os_tid >> 8), (uint8_t)(os_tid >> 16),
+			       (uint8_t)(os_tid >> 24) };
 	int fd = -1, ret;
-	uint32_t tid = (uint32_t)syscall(SYS_gettid);
 
 	vg_buf_init(&b);
-	payload[0] = (uint8_t)tid;
-	payload[1] = (uint8_t)(tid >> 8);
-	payload[2] = (uint8_t)(tid >> 16);
-	payload[3] = (uint8_t)(tid >> 24);
 	pthread_mutex_lock(&ctl_lock);
 	h.seq = next_seq();
 	ret = tp_send_msg(lc.ctl, &h, payload, sizeof(payload), -1);
@@ -105,30 +103,38 @@ static struct lc_tchan *chan_open(void)
 		ret = tp_recv_msg(lc.ctl, &h, &b, VG_TEXT_MAX + 64, &fd);
 	pthread_mutex_unlock(&ctl_lock);
 	if (ret < 0) {
-		session_lost("opening a thread channel", ret);
+		session_lost("opening a channel", ret);
 		goto out;
 	}
-	if (h.kind != VG_MSG_THREAD_OPENED || h.status != 0 || fd < 0) {
-		VG_ERR("vgpud refused a thread channel (status %d)", h.status);
-		goto out;
-	}
-	t = calloc(1, sizeof(*t));
-	if (!t)
+	if (h.kind != VG_MSG_THREAD_OPENED || h.status != 0 || fd < 0)
 		goto out;
 	vg_rd_init(&r, b.p, b.len);
-	t->tid = vg_get_u32(&r);
-	vg_buf_init(&t->buf);
-	if (tp_unix_wrap(fd, &t->chan) < 0) {
-		free(t);
-		t = NULL;
-		goto out;
-	}
-	fd = -1;
-	pthread_setspecific(chan_key, t);
+	*tid = vg_get_u32(&r);
+	if (tp_unix_wrap(fd, &c) < 0)
+		c = NULL;
+	else
+		fd = -1;
 out:
 	if (fd >= 0)
 		close(fd);
 	vg_buf_fini(&b);
+	return c;
+}
+
+/* Opens this thread's channel and binds it to the thread. */
+static struct lc_tchan *chan_open(void)
+{
+	struct lc_tchan *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->chan = lc_chan_open_raw(&t->tid);
+	if (!t->chan) {
+		free(t);
+		return NULL;
+	}
+	vg_buf_init(&t->buf);
+	pthread_setspecific(chan_key, t);
 	return t;
 }
 

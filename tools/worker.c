@@ -26,6 +26,7 @@
 
 struct wk_state wk = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.cb_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
 static struct tp_chan *ctl;
@@ -114,6 +115,8 @@ static void *thread_main(void *arg)
 		h.tid = t->tid;
 		if (tp_send_msg(t->chan, &h, t->out.p, t->out.len, -1) < 0)
 			break;
+		if (t->callback)
+			break;		/* host functions' trampolines own it now */
 	}
 	return NULL;
 }

@@ -25,6 +25,7 @@ struct wk_thread {
 	struct wk_thread *next;
 	struct vg_buf in, out;
 	uint64_t seq;			/* of the CALL being served */
+	int callback;			/* now the callback channel: no longer read here */
 };
 
 struct wk_state {
@@ -38,6 +39,8 @@ struct wk_state {
 	struct wk_thread *threads;
 	const char *stats_dir;
 	int quiet;			/* cleanup after the client: calls not counted */
+	struct wk_thread *cb;		/* the callback channel, once the guest opened it */
+	pthread_mutex_t cb_lock;	/* one host function call at a time on it */
 };
 
 extern struct wk_state wk;

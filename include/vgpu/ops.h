@@ -17,11 +17,15 @@ enum vg_op_more {
 	VG_OP_OCC_BLOCKSIZE = VG_OP_BASE + 9,	/* cuOccupancyMaxPotentialBlockSize* */
 	VG_OP_FUNC_NAME     = VG_OP_BASE + 10,	/* cuFuncGetName / cuKernelGetName */
 	VG_OP_LAUNCH_EX     = VG_OP_BASE + 11,	/* cuLaunchKernelEx, cooperative launches */
+	VG_OP_CALLBACK_CHANNEL = VG_OP_BASE + 12, /* this channel now carries host functions */
+	VG_OP_HOST_FUNC     = VG_OP_BASE + 13,	/* cuLaunchHostFunc / cuStreamAddCallback */
 };
 
 /* HOST_CALL ops (host -> guest, answered with HOST_RETURN). */
 enum vg_host_call {
 	VG_HC_OCCUPANCY_SMEM = 1,	/* i32 blockSize -> u64 dynamic shared memory bytes */
+	VG_HC_HOST_FN = 2,		/* u64 fn, u64 userData: run a host function */
+	VG_HC_STREAM_CB = 3,		/* u64 fn, u64 stream id, i32 status, u64 userData */
 };
 
 /* Device snapshot: attributes 0..VG_SNAP_ATTRS-1 are queried at cuInit. */
