@@ -9,13 +9,6 @@
 #include "vgpu/ops.h"
 #include "worker.h"
 
-/* Calls the driver; the statistics count calls that succeeded. */
-#define CALL(name, ...) ({ \
-	CUresult r_ = wk.fns[VG_FN_##name] ? WK_FN(name)(__VA_ARGS__) : CUDA_ERROR_NOT_SUPPORTED; \
-	if (r_ == CUDA_SUCCESS) \
-		wk_count(VG_FN_##name); \
-	r_; \
-})
 
 static void put_cstr(struct vg_buf *b, const char *s)
 {
@@ -35,10 +28,10 @@ static CUresult op_snapshot(struct vg_rd *r, struct vg_buf *out)
 
 	if (r->len != 0)
 		wk_fatal("SNAPSHOT with a payload");
-	res = CALL(cuInit, 0);
+	res = WK_CALL(cuInit, 0);
 	if (res != CUDA_SUCCESS)
 		return res;
-	res = CALL(cuDeviceGetCount, &n);
+	res = WK_CALL(cuDeviceGetCount, &n);
 	if (res != CUDA_SUCCESS)
 		return res;
 	if (n > VG_SNAP_DEV_MAX)
@@ -52,12 +45,12 @@ static CUresult op_snapshot(struct vg_rd *r, struct vg_buf *out)
 		CUdevice d = 0;
 
 		memset(&uuid, 0, sizeof(uuid));
-		CALL(cuDeviceGet, &d, i);
-		CALL(cuDeviceGetName, name, sizeof(name) - 1, d);
-		if (CALL(cuDeviceGetUuid_v2, &uuid, d) != CUDA_SUCCESS)
-			CALL(cuDeviceGetUuid, &uuid, d);
-		CALL(cuDeviceGetPCIBusId, bus, sizeof(bus) - 1, d);
-		CALL(cuDeviceTotalMem_v2, &total, d);
+		WK_CALL(cuDeviceGet, &d, i);
+		WK_CALL(cuDeviceGetName, name, sizeof(name) - 1, d);
+		if (WK_CALL(cuDeviceGetUuid_v2, &uuid, d) != CUDA_SUCCESS)
+			WK_CALL(cuDeviceGetUuid, &uuid, d);
+		WK_CALL(cuDeviceGetPCIBusId, bus, sizeof(bus) - 1, d);
+		WK_CALL(cuDeviceTotalMem_v2, &total, d);
 		vg_put_u32(out, (uint32_t)i);
 		put_cstr(out, name);
 		vg_put_bytes(out, &uuid, 16);
@@ -67,12 +60,12 @@ static CUresult op_snapshot(struct vg_rd *r, struct vg_buf *out)
 		for (a = 0; a < VG_SNAP_ATTRS; a++) {
 			int v = 0;
 			CUresult ar = a == 0 ? CUDA_ERROR_INVALID_VALUE
-					     : CALL(cuDeviceGetAttribute, &v, (CUdevice_attribute)a, d);
+					     : WK_CALL(cuDeviceGetAttribute, &v, (CUdevice_attribute)a, d);
 
 			vg_put_u32(out, (uint32_t)ar);
 			vg_put_u32(out, ar == CUDA_SUCCESS ? (uint32_t)v : 0);
 		}
-		res = CALL(cuDeviceGetLuid, luid, &mask, d);
+		res = WK_CALL(cuDeviceGetLuid, luid, &mask, d);
 		vg_put_u32(out, (uint32_t)res);
 		vg_put_bytes(out, luid, 8);
 		vg_put_u32(out, mask);
@@ -106,13 +99,13 @@ static CUresult op_module_load(struct vg_rd *r, struct vg_buf *out)
 	memset((char *)copy + n, 0, (((size_t)n + 64) & ~(size_t)63) - n);
 	switch (kind) {
 	case VG_MOD_DATA:
-		res = CALL(cuModuleLoadData, &mod, copy);
+		res = WK_CALL(cuModuleLoadData, &mod, copy);
 		break;
 	case VG_MOD_DATA_EX:
-		res = CALL(cuModuleLoadDataEx, &mod, copy, 0, NULL, NULL);
+		res = WK_CALL(cuModuleLoadDataEx, &mod, copy, 0, NULL, NULL);
 		break;
 	default:
-		res = CALL(cuModuleLoadFatBinary, &mod, copy);
+		res = WK_CALL(cuModuleLoadFatBinary, &mod, copy);
 		break;
 	}
 	free(copy);
@@ -149,9 +142,9 @@ static CUresult op_func_info(struct vg_rd *r, struct vg_buf *out)
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	for (;;) {
 		if (is_kernel)
-			res = CALL(cuKernelGetParamInfo, (CUkernel)f, n, &off, &size);
+			res = WK_CALL(cuKernelGetParamInfo, (CUkernel)f, n, &off, &size);
 		else
-			res = CALL(cuFuncGetParamInfo, (CUfunction)f, n, &off, &size);
+			res = WK_CALL(cuFuncGetParamInfo, (CUfunction)f, n, &off, &size);
 		if (res != CUDA_SUCCESS || n == VG_PARAMS_MAX)
 			break;
 		pairs[2 * n] = (uint32_t)off;
@@ -248,9 +241,9 @@ static CUresult op_launch(struct vg_rd *r, int ex)
 			.attrs = attrs, .numAttrs = nattrs,
 		};
 
-		return CALL(cuLaunchKernelEx, &cfg, (CUfunction)f, NULL, extra);
+		return WK_CALL(cuLaunchKernelEx, &cfg, (CUfunction)f, NULL, extra);
 	}
-	return CALL(cuLaunchKernel, (CUfunction)f, g[0], g[1], g[2], b[0], b[1], b[2], shmem,
+	return WK_CALL(cuLaunchKernel, (CUfunction)f, g[0], g[1], g[2], b[0], b[1], b[2], shmem,
 		    (CUstream)s, NULL, extra);
 }
 
@@ -279,7 +272,7 @@ static CUresult op_library_load(struct vg_rd *r, struct vg_buf *out)
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	memcpy(copy, img, n);
 	memset((char *)copy + n, 0, cap - n);
-	res = CALL(cuLibraryLoadData, &lib, copy, NULL, NULL, 0, NULL, NULL, 0);
+	res = WK_CALL(cuLibraryLoadData, &lib, copy, NULL, NULL, 0, NULL, NULL, 0);
 	if (res != CUDA_SUCCESS) {
 		free(copy);
 		return res;
@@ -398,11 +391,11 @@ static CUresult op_memcpy(struct vg_rd *r, struct vg_buf *out, int three_d)
 			c.dstXInBytes = c.dstY = 0;
 		}
 		if (variant == 0)
-			res = CALL(cuMemcpy2D_v2, &c);
+			res = WK_CALL(cuMemcpy2D_v2, &c);
 		else if (variant == 1)
-			res = CALL(cuMemcpy2DUnaligned_v2, &c);
+			res = WK_CALL(cuMemcpy2DUnaligned_v2, &c);
 		else
-			res = CALL(cuMemcpy2DAsync_v2, &c, (CUstream)stream);
+			res = WK_CALL(cuMemcpy2DAsync_v2, &c, (CUstream)stream);
 	} else {
 		CUDA_MEMCPY3D c;
 
@@ -441,13 +434,13 @@ static CUresult op_memcpy(struct vg_rd *r, struct vg_buf *out, int three_d)
 			c.dstXInBytes = c.dstY = c.dstZ = 0;
 		}
 		if (variant == 2)
-			res = CALL(cuMemcpy3DAsync_v2, &c, (CUstream)stream);
+			res = WK_CALL(cuMemcpy3DAsync_v2, &c, (CUstream)stream);
 		else
-			res = CALL(cuMemcpy3D_v2, &c);
+			res = WK_CALL(cuMemcpy3D_v2, &c);
 	}
 	/* The staging buffer must not be reused before an async copy ends. */
 	if (res == CUDA_SUCCESS && variant == 2)
-		res = CALL(cuStreamSynchronize, (CUstream)stream);
+		res = WK_CALL(cuStreamSynchronize, (CUstream)stream);
 	if (res == CUDA_SUCCESS && dst.type == CU_MEMORYTYPE_HOST)
 		vg_put_blob(out, hostbuf, (uint32_t)bytes);
 	free(hostbuf);
@@ -478,9 +471,9 @@ static CUresult op_pointer_attr(struct vg_rd *r, struct vg_buf *out)
 	if (multi) {
 		CUpointer_attribute a = (CUpointer_attribute)attr;
 
-		res = CALL(cuPointerGetAttributes, 1, &a, &vp, (CUdeviceptr)ptr);
+		res = WK_CALL(cuPointerGetAttributes, 1, &a, &vp, (CUdeviceptr)ptr);
 	} else {
-		res = CALL(cuPointerGetAttribute, val, (CUpointer_attribute)attr, (CUdeviceptr)ptr);
+		res = WK_CALL(cuPointerGetAttribute, val, (CUpointer_attribute)attr, (CUdeviceptr)ptr);
 	}
 	if (res != CUDA_SUCCESS)
 		return res;
@@ -539,7 +532,7 @@ static CUresult op_occ_blocksize(struct wk_thread *t, struct vg_rd *r, struct vg
 		return CUDA_ERROR_INVALID_HANDLE;
 	occ_thread = t;
 	occ_failed = 0;
-	res = CALL(cuOccupancyMaxPotentialBlockSizeWithFlags, &grid, &block, (CUfunction)f,
+	res = WK_CALL(cuOccupancyMaxPotentialBlockSizeWithFlags, &grid, &block, (CUfunction)f,
 		   has_cb ? occ_trampoline : NULL, (size_t)smem, limit, flags);
 	if (occ_failed)
 		wk_fatal("the guest did not answer an occupancy callback");
@@ -564,9 +557,9 @@ static CUresult op_func_name(struct vg_rd *r, struct vg_buf *out)
 	if (!wk_handle_lookup(id, is_kernel ? VG_H_CUkernel : VG_H_CUfunction, &f))
 		return CUDA_ERROR_INVALID_HANDLE;
 	if (is_kernel)
-		res = CALL(cuKernelGetName, &name, (CUkernel)f);
+		res = WK_CALL(cuKernelGetName, &name, (CUkernel)f);
 	else
-		res = CALL(cuFuncGetName, &name, (CUfunction)f);
+		res = WK_CALL(cuFuncGetName, &name, (CUfunction)f);
 	if (res == CUDA_SUCCESS) {
 		if (!name || strlen(name) >= VG_STR_MAX)
 			return CUDA_ERROR_UNKNOWN;
@@ -674,9 +667,9 @@ static CUresult op_host_func(struct vg_rd *r)
 		if (wk.fns[VG_FN_cuStreamIsCapturing])
 			WK_FN(cuStreamIsCapturing)((CUstream)s, &cs);
 		hf->keep = cs != CU_STREAM_CAPTURE_STATUS_NONE;
-		res = CALL(cuLaunchHostFunc, (CUstream)s, hostfn_trampoline, hf);
+		res = WK_CALL(cuLaunchHostFunc, (CUstream)s, hostfn_trampoline, hf);
 	} else {
-		res = CALL(cuStreamAddCallback, (CUstream)s, stream_cb_trampoline, hf, flags);
+		res = WK_CALL(cuStreamAddCallback, (CUstream)s, stream_cb_trampoline, hf, flags);
 	}
 	if (res != CUDA_SUCCESS)
 		free(hf);
@@ -712,6 +705,8 @@ CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_
 		return op_callback_channel(t, r);
 	case VG_OP_HOST_FUNC:
 		return op_host_func(r);
+	case VG_OP_MEMLOC:
+		return wk_memloc(r, out);
 	default:
 		wk_fatal("unknown operation %#x", op);
 	}
@@ -725,7 +720,7 @@ void wk_cleanup(void)
 	void *prim[VG_SNAP_DEV_MAX] = { 0 };
 
 	wk.quiet = 1;
-	if (CALL(cuDeviceGetCount, &n) != CUDA_SUCCESS)
+	if (WK_CALL(cuDeviceGetCount, &n) != CUDA_SUCCESS)
 		return;
 	if (n > VG_SNAP_DEV_MAX)
 		n = VG_SNAP_DEV_MAX;
@@ -733,12 +728,12 @@ void wk_cleanup(void)
 		unsigned int flags;
 		int active = 0;
 
-		if (CALL(cuDevicePrimaryCtxGetState, i, &flags, &active) == CUDA_SUCCESS && active) {
+		if (WK_CALL(cuDevicePrimaryCtxGetState, i, &flags, &active) == CUDA_SUCCESS && active) {
 			CUcontext c = NULL;
 
-			if (CALL(cuDevicePrimaryCtxRetain, &c, i) == CUDA_SUCCESS) {
+			if (WK_CALL(cuDevicePrimaryCtxRetain, &c, i) == CUDA_SUCCESS) {
 				prim[i] = c;
-				CALL(cuDevicePrimaryCtxRelease_v2, i);
+				WK_CALL(cuDevicePrimaryCtxRelease_v2, i);
 			}
 		}
 	}
@@ -751,9 +746,9 @@ void wk_cleanup(void)
 			if (prim[i] == (void *)(uintptr_t)e->val)
 				break;
 		if (i == n)
-			CALL(cuCtxDestroy_v2, (CUcontext)(uintptr_t)e->val);
+			WK_CALL(cuCtxDestroy_v2, (CUcontext)(uintptr_t)e->val);
 	}
 	for (i = 0; i < n; i++)
 		if (prim[i])
-			CALL(cuDevicePrimaryCtxReset_v2, i);
+			WK_CALL(cuDevicePrimaryCtxReset_v2, i);
 }

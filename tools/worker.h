@@ -66,9 +66,17 @@ static inline void wk_count(int fn)
 		__atomic_add_fetch(&wk.calls[fn], 1, __ATOMIC_RELAXED);
 }
 #define WK_FN(name) ((__typeof__(&name))wk.fns[VG_FN_##name])
+/* Calls the driver's `name`; the statistics count calls that succeeded. */
+#define WK_CALL(name, ...) ({ \
+	CUresult r_ = wk.fns[VG_FN_##name] ? WK_FN(name)(__VA_ARGS__) : CUDA_ERROR_NOT_SUPPORTED; \
+	if (r_ == CUDA_SUCCESS) \
+		wk_count(VG_FN_##name); \
+	r_; \
+})
 
 CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf *out);
 CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_buf *out);
+CUresult wk_memloc(struct vg_rd *r, struct vg_buf *out);
 /* Host->guest call on the thread's channel; returns 0 and the reply payload in rep. */
 int wk_host_call(struct wk_thread *t, uint32_t op, const struct vg_buf *req, struct vg_buf *rep);
 

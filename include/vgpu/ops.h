@@ -19,6 +19,8 @@ enum vg_op_more {
 	VG_OP_LAUNCH_EX     = VG_OP_BASE + 11,	/* cuLaunchKernelEx, cooperative launches */
 	VG_OP_CALLBACK_CHANNEL = VG_OP_BASE + 12, /* this channel now carries host functions */
 	VG_OP_HOST_FUNC     = VG_OP_BASE + 13,	/* cuLaunchHostFunc / cuStreamAddCallback */
+	VG_OP_MEMLOC        = VG_OP_BASE + 14,	/* functions whose structs hold memory locations */
+	VG_OP_CAPTURE_INFO  = VG_OP_BASE + 15,	/* cuStreamGetCaptureInfo_v2 / _v3 */
 };
 
 /* HOST_CALL ops (host -> guest, answered with HOST_RETURN). */
@@ -37,6 +39,23 @@ enum vg_host_call {
 /* Module images and kernel parameter layouts. */
 #define VG_PARAMS_MAX     4096		/* parameters of one kernel */
 #define VG_PARAM_BYTES_MAX (32u << 10)	/* a kernel's parameter buffer */
+
+/* VG_OP_MEMLOC: which function; payloads at the handler in tools/wk_memloc.c. */
+enum vg_memloc_fn {
+	VG_ML_MEM_CREATE = 0,
+	VG_ML_GRANULARITY = 1,
+	VG_ML_SET_ACCESS = 2,
+	VG_ML_GET_ACCESS = 3,
+	VG_ML_POOL_CREATE = 4,
+	VG_ML_POOL_SET_ACCESS = 5,
+	VG_ML_POOL_GET_ACCESS = 6,
+	VG_ML_PROPS_FROM_HANDLE = 7,
+	VG_ML_ADVISE = 8,
+	VG_ML_PREFETCH = 9,
+	VG_ML_MAX = 9,
+};
+#define VG_ACCESS_DESC_MAX 64	/* descriptors of one cuMemSetAccess */
+#define VG_CAPTURE_DEPS_MAX 4096	/* dependencies one capture-info reply carries */
 
 #define VG_LAUNCH_ATTRS_MAX  32	/* attributes of one cuLaunchKernelEx */
 #define VG_LAUNCH_ATTR_BYTES 64	/* one attribute's value */
