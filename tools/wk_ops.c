@@ -676,6 +676,47 @@ static CUresult op_host_func(struct vg_rd *r)
 	return res;
 }
 
+/* CAPTURE_INFO: documented in libcuda/capture.c. */
+static CUresult op_capture_info(struct vg_rd *r, struct vg_buf *out)
+{
+	uint32_t version = vg_get_u32(r), ptsz = vg_get_u32(r), i;
+	CUstreamCaptureStatus st = CU_STREAM_CAPTURE_STATUS_NONE;
+	cuuint64_t id = 0;
+	CUgraph g = NULL;
+	const CUgraphNode *deps = NULL;
+	const CUgraphEdgeData *edges = NULL;
+	size_t n = 0;
+	void *s;
+	CUresult res = wk_get_handle(r, VG_H_CUstream, &s);
+
+	if (r->err || r->off != r->len || (version != 2 && version != 3) || ptsz > 1)
+		wk_fatal("malformed CAPTURE_INFO");
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (version == 2 && !ptsz)
+		res = WK_CALL(cuStreamGetCaptureInfo_v2, (CUstream)s, &st, &id, &g, &deps, &n);
+	else if (version == 2)
+		res = WK_CALL(cuStreamGetCaptureInfo_v2_ptsz, (CUstream)s, &st, &id, &g, &deps, &n);
+	else if (!ptsz)
+		res = WK_CALL(cuStreamGetCaptureInfo_v3, (CUstream)s, &st, &id, &g, &deps, &edges, &n);
+	else
+		res = WK_CALL(cuStreamGetCaptureInfo_v3_ptsz, (CUstream)s, &st, &id, &g, &deps, &edges, &n);
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (n > VG_CAPTURE_DEPS_MAX)
+		return CUDA_ERROR_NOT_SUPPORTED;
+	vg_put_u32(out, (uint32_t)st);
+	vg_put_u64(out, id);
+	wk_put_handle(out, g, VG_H_CUgraph);
+	vg_put_u32(out, (uint32_t)n);
+	for (i = 0; i < n; i++)
+		wk_put_handle(out, deps ? deps[i] : NULL, VG_H_CUgraphNode);
+	vg_put_u32(out, edges != NULL);
+	if (edges)
+		vg_put_bytes(out, edges, sizeof(*edges) * n);
+	return CUDA_SUCCESS;
+}
+
 CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_buf *out)
 {
 	switch (op) {
@@ -707,6 +748,8 @@ CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_
 		return op_host_func(r);
 	case VG_OP_MEMLOC:
 		return wk_memloc(r, out);
+	case VG_OP_CAPTURE_INFO:
+		return op_capture_info(r, out);
 	default:
 		wk_fatal("unknown operation %#x", op);
 	}
