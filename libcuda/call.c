@@ -49,7 +49,11 @@ void lc_handle_remove(uint64_t id)
 	e = vg_htab_get(&lc.handles, id);
 	if (e) {
 		data = e->data;
-		vg_htab_del(&lc.handles, id);
+		e->data = NULL;
+		if (e->type == VG_H_CUcontext)
+			e->type = LC_H_DEAD_CONTEXT;
+		else
+			vg_htab_del(&lc.handles, id);
 	}
 	pthread_mutex_unlock(&lc.lock);
 	free(data);
@@ -82,9 +86,29 @@ void lc_handle_set_data(uint64_t id, void *data)
 	free(data);
 }
 
+/*
+ * A destroyed context keeps its id, marked dead: NVIDIA's driver answers
+ * CUDA_ERROR_CONTEXT_IS_DESTROYED for it, not INVALID_CONTEXT.
+ */
+#define LC_H_DEAD_CONTEXT 0xffffu
+
 CUresult lc_bad_handle_error(int htype)
 {
 	return htype == VG_H_CUcontext ? CUDA_ERROR_INVALID_CONTEXT : CUDA_ERROR_INVALID_HANDLE;
+}
+
+static CUresult bad_handle(uint64_t id, int htype)
+{
+	struct vg_hent *e;
+	int dead;
+
+	if (htype != VG_H_CUcontext)
+		return CUDA_ERROR_INVALID_HANDLE;
+	pthread_mutex_lock(&lc.lock);
+	e = vg_htab_get(&lc.handles, id);
+	dead = e && e->type == LC_H_DEAD_CONTEXT;
+	pthread_mutex_unlock(&lc.lock);
+	return dead ? CUDA_ERROR_CONTEXT_IS_DESTROYED : CUDA_ERROR_INVALID_CONTEXT;
 }
 
 static int handle_is_special(uint64_t id, int htype)
@@ -98,7 +122,7 @@ CUresult lc_put_handle(struct vg_buf *b, const void *h, int htype, int null_ok)
 	uint64_t id = (uint64_t)(uintptr_t)h;
 
 	if (!handle_is_special(id, htype) && !lc_handle_known(id, htype))
-		return lc_bad_handle_error(htype);
+		return bad_handle(id, htype);
 	(void)null_ok;
 	vg_put_u64(b, id);
 	return CUDA_SUCCESS;
@@ -146,6 +170,16 @@ static CUresult put_device(struct vg_buf *b, int64_t ord)
 	return CUDA_SUCCESS;
 }
 
+/* Data in pinned memory shared with the worker travels as its address. */
+static int put_shared(struct vg_buf *b, const struct vg_arg_desc *ad, const void *p, int64_t count)
+{
+	if (ad->elem != VG_E_DATA || count <= 0 || !lc_hostmem_shared(p, (uint64_t)count * ad->elem_size))
+		return 0;
+	vg_put_u32(b, VG_SHARED_LEN);
+	vg_put_u64(b, (uint64_t)(uintptr_t)p);
+	return 1;
+}
+
 static CUresult put_in(struct vg_buf *b, const struct vg_arg_desc *ad, const void *p, int64_t count)
 {
 	uint64_t bytes;
@@ -157,6 +191,8 @@ static CUresult put_in(struct vg_buf *b, const struct vg_arg_desc *ad, const voi
 	}
 	if (count < 0 || count > (int64_t)VG_ARRAY_MAX * (ad->elem == VG_E_DATA ? 256 : 1))
 		return CUDA_ERROR_INVALID_VALUE;
+	if (put_shared(b, ad, p, count))
+		return CUDA_SUCCESS;
 	bytes = (uint64_t)count * wire_elem_size(ad);
 	if (bytes > VG_MSG_MAX - 4096)
 		return CUDA_ERROR_INVALID_VALUE;
@@ -185,12 +221,18 @@ static CUresult put_in(struct vg_buf *b, const struct vg_arg_desc *ad, const voi
 	return CUDA_SUCCESS;
 }
 
-static CUresult put_out(struct vg_buf *b, const struct vg_arg_desc *ad, const void *p, int64_t count)
+static CUresult put_out(struct vg_buf *b, const struct vg_arg_desc *ad, const void *p, int64_t count,
+			int *shared)
 {
 	int64_t i;
 
+	*shared = 0;
 	if (!p) {
 		vg_put_u32(b, VG_NULL_LEN);
+		return CUDA_SUCCESS;
+	}
+	if (count >= 0 && put_shared(b, ad, p, count)) {
+		*shared = 1;
 		return CUDA_SUCCESS;
 	}
 	if (count < 0 || (uint64_t)count * wire_elem_size(ad) > VG_MSG_MAX - 4096 ||
@@ -256,6 +298,7 @@ CUresult lc_call(int fn, const uint64_t *a)
 	struct vg_buf *b, rep;
 	struct vg_rd r;
 	CUresult res;
+	uint32_t shared = 0;	/* bit i: argument i travelled as a shared address */
 	int i;
 
 	res = lc_check();
@@ -293,12 +336,25 @@ CUresult lc_call(int fn, const uint64_t *a)
 			}
 			break;
 		case VG_A_IN:
-		case VG_A_INOUT:
 			res = put_in(b, ad, p, arg_count(d, ad, a));
 			break;
-		case VG_A_OUT:
-			res = put_out(b, ad, p, arg_count(d, ad, a));
+		case VG_A_INOUT: {
+			int64_t n = arg_count(d, ad, a);
+
+			res = put_in(b, ad, p, n);
+			if (p && ad->elem == VG_E_DATA && n > 0 &&
+			    lc_hostmem_shared(p, (uint64_t)n * ad->elem_size))
+				shared |= 1u << i;
 			break;
+		}
+		case VG_A_OUT: {
+			int sh;
+
+			res = put_out(b, ad, p, arg_count(d, ad, a), &sh);
+			if (sh)
+				shared |= 1u << i;
+			break;
+		}
 		default:
 			return lc_unsupported(fn);
 		}
@@ -313,7 +369,7 @@ CUresult lc_call(int fn, const uint64_t *a)
 			const struct vg_arg_desc *ad = &d->args[i];
 			void *p = (void *)(uintptr_t)a[i];
 
-			if ((ad->kind != VG_A_OUT && ad->kind != VG_A_INOUT) || !p)
+			if ((ad->kind != VG_A_OUT && ad->kind != VG_A_INOUT) || !p || (shared & (1u << i)))
 				continue;
 			res = get_out(&r, ad, p, arg_count(d, ad, a));
 			if (res != CUDA_SUCCESS)

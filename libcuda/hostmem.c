@@ -1,15 +1,17 @@
 /*
  * Host ("pinned") allocations and pointer attributes.
  *
- * Over the socket transport, pinned memory is ordinary guest memory that the
- * guest library tracks; copies from and to it are staged like any other host
- * memory.  Mapping it into the device's address space needs the shared-memory
- * transport, so cuMemHostGetDevicePointer and cuMemHostRegister answer
- * CUDA_ERROR_NOT_SUPPORTED until then.
+ * When the worker runs on the same machine (a unix socket), pinned memory is
+ * a memfd shared with it at the same address and registered with the driver
+ * there.  Otherwise it is ordinary guest memory that this library tracks;
+ * copies through it are staged, and it has no device pointer.
+ * cuMemHostRegister of ordinary memory is not supported yet.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "lc.h"
 
@@ -25,9 +27,73 @@ static CUresult need_context(void)
 	return c ? CUDA_SUCCESS : CUDA_ERROR_INVALID_CONTEXT;
 }
 
+static CUresult host_mem_rpc(uint32_t which, uint64_t a, uint32_t b, int fd, uint64_t *out)
+{
+	struct vg_buf *req = lc_scratch(), rep;
+	struct vg_rd r;
+	CUresult res;
+
+	if (!req)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	vg_put_u32(req, which);
+	vg_put_u64(req, a);
+	if (which != VG_HM_FREE)
+		vg_put_u32(req, b);
+	vg_buf_init(&rep);
+	res = lc_rpc_fd(VG_OP_HOST_MEM, req, &rep, fd);
+	if (res == CUDA_SUCCESS && out) {
+		vg_rd_init(&r, rep.p, rep.len);
+		*out = vg_get_u64(&r);
+		if (r.err)
+			res = CUDA_ERROR_UNKNOWN;
+	}
+	vg_buf_fini(&rep);
+	return res;
+}
+
+/*
+ * Pinned memory shared with the worker: a sealed memfd that the worker maps
+ * and registers with the driver, and that we map at the address it chose.
+ * Copies to and from it are then zero-copy DMA, asynchronous copies stay
+ * asynchronous, and its device pointer is real.  NULL when that cannot be
+ * arranged (no shared-memory capability, the address is taken here).
+ */
+static void *host_alloc_shared(size_t size, unsigned int flags, CUresult *res)
+{
+	uint64_t addr = 0;
+	void *p = NULL;
+	int fd;
+
+	*res = CUDA_SUCCESS;
+	if (!(lc.caps & VG_CAP_SHM) || size > VG_HOST_ALLOC_MAX)
+		return NULL;
+	fd = memfd_create("vgpu-pinned", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return NULL;
+	if (ftruncate(fd, (off_t)size) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		goto out;
+	*res = host_mem_rpc(VG_HM_ALLOC, size, flags, fd, &addr);
+	if (*res != CUDA_SUCCESS)
+		goto out;
+	p = mmap((void *)(uintptr_t)addr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+	if (p != (void *)(uintptr_t)addr) {
+		VG_INFO("pinned memory: address %#llx is taken here; using guest memory",
+			(unsigned long long)addr);
+		if (p != MAP_FAILED)
+			munmap(p, size);
+		host_mem_rpc(VG_HM_FREE, addr, 0, -1, NULL);
+		p = NULL;
+	}
+out:
+	close(fd);
+	return p;
+}
+
 static CUresult host_alloc(void **pp, size_t bytesize, unsigned int flags)
 {
 	CUresult res = lc_check();
+	uint32_t tflags = flags;
 	void *p;
 
 	if (res != CUDA_SUCCESS)
@@ -39,12 +105,21 @@ static CUresult host_alloc(void **pp, size_t bytesize, unsigned int flags)
 	res = need_context();
 	if (res != CUDA_SUCCESS)
 		return res;
-	p = mmap(NULL, bytesize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED)
-		return CUDA_ERROR_OUT_OF_MEMORY;
+	p = host_alloc_shared(bytesize, flags, &res);
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (p) {
+		tflags |= LC_HOSTMEM_SHARED;
+	} else {
+		p = mmap(NULL, bytesize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (p == MAP_FAILED)
+			return CUDA_ERROR_OUT_OF_MEMORY;
+	}
 	pthread_mutex_lock(&lc.lock);
-	if (!vg_htab_put(&lc.hostmem, (uint64_t)(uintptr_t)p, bytesize, flags, NULL)) {
+	if (!vg_htab_put(&lc.hostmem, (uint64_t)(uintptr_t)p, bytesize, tflags, NULL)) {
 		pthread_mutex_unlock(&lc.lock);
+		if (tflags & LC_HOSTMEM_SHARED)
+			host_mem_rpc(VG_HM_FREE, (uint64_t)(uintptr_t)p, 0, -1, NULL);
 		munmap(p, bytesize);
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	}
@@ -71,17 +146,23 @@ VG_EXPORT CUresult cuMemFreeHost(void *p)
 
 	if (res != CUDA_SUCCESS)
 		return res;
+	uint32_t flags = 0;
+
 	pthread_mutex_lock(&lc.lock);
 	e = vg_htab_get(&lc.hostmem, (uint64_t)(uintptr_t)p);
 	if (e) {
 		size = (size_t)e->val;
+		flags = e->type;
 		vg_htab_del(&lc.hostmem, (uint64_t)(uintptr_t)p);
 	}
 	pthread_mutex_unlock(&lc.lock);
 	if (!size)
 		return CUDA_ERROR_INVALID_VALUE;
+	/* The worker unregisters and unmaps first: no DMA into freed memory. */
+	if (flags & LC_HOSTMEM_SHARED)
+		res = host_mem_rpc(VG_HM_FREE, (uint64_t)(uintptr_t)p, 0, -1, NULL);
 	munmap(p, size);
-	return CUDA_SUCCESS;
+	return res;
 }
 
 VG_EXPORT CUresult cuMemHostGetFlags(unsigned int *pFlags, void *p)
@@ -106,7 +187,7 @@ VG_EXPORT CUresult cuMemHostGetFlags(unsigned int *pFlags, void *p)
 }
 
 /* The pinned allocation holding ptr, if any. */
-static int hostmem_find(uint64_t ptr, uint64_t *base, uint64_t *size)
+static int hostmem_find(uint64_t ptr, uint64_t *base, uint64_t *size, uint32_t *flags)
 {
 	size_t i;
 	int found = 0;
@@ -118,6 +199,7 @@ static int hostmem_find(uint64_t ptr, uint64_t *base, uint64_t *size)
 		if (e->key && e->key != VG_HTAB_TOMB && ptr >= e->key && ptr - e->key < e->val) {
 			*base = e->key;
 			*size = e->val;
+			*flags = e->type;
 			found = 1;
 		}
 	}
@@ -167,6 +249,7 @@ static CUresult hostmem_attr(void *data, int attr, uint64_t ptr, uint64_t base, 
 static CUresult pointer_attr(void *data, int attr, CUdeviceptr ptr, int multi)
 {
 	uint64_t base, hsize;
+	uint32_t hflags;
 	struct vg_buf *b, rep;
 	struct vg_rd r;
 	CUresult res = lc_check();
@@ -179,7 +262,8 @@ static CUresult pointer_attr(void *data, int attr, CUdeviceptr ptr, int multi)
 	size = vg_pointer_attr_size(attr, &is_handle);
 	if (!data || !size)
 		return CUDA_ERROR_INVALID_VALUE;
-	if (hostmem_find(ptr, &base, &hsize))
+	/* Shared pinned memory is registered on the host, which answers for it. */
+	if (hostmem_find(ptr, &base, &hsize, &hflags) && !(hflags & LC_HOSTMEM_SHARED))
 		return hostmem_attr(data, attr, ptr, base, hsize);
 	b = lc_scratch();
 	if (!b)
@@ -237,4 +321,34 @@ VG_EXPORT CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_
 			return res;
 	}
 	return CUDA_SUCCESS;
+}
+
+int lc_hostmem_shared(const void *p, uint64_t n)
+{
+	uint64_t base, size;
+	uint32_t flags;
+
+	if (!lc.caps || !p)
+		return 0;
+	return hostmem_find((uint64_t)(uintptr_t)p, &base, &size, &flags) && (flags & LC_HOSTMEM_SHARED) &&
+	       n <= size - ((uint64_t)(uintptr_t)p - base);
+}
+
+VG_EXPORT CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned int Flags)
+{
+	CUresult res = lc_check();
+	uint64_t d = 0;
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!pdptr || Flags != 0)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!lc_hostmem_shared(p, 1)) {
+		VG_WARN("cuMemHostGetDevicePointer: %p is not pinned memory shared with the GPU host", p);
+		return CUDA_ERROR_INVALID_VALUE;
+	}
+	res = host_mem_rpc(VG_HM_DEVPTR, (uint64_t)(uintptr_t)p, Flags, -1, &d);
+	if (res == CUDA_SUCCESS)
+		*pdptr = d;
+	return res;
 }

@@ -45,6 +45,7 @@ struct lc_state {
 	int initialized;
 	pid_t pid;			/* the process that called cuInit */
 	int lost;			/* the transport went away after init */
+	uint64_t caps;			/* VG_CAP_* granted by the worker */
 	struct tp_chan *ctl;
 	uint64_t seq;			/* atomic */
 	uint64_t next_id;		/* atomic: guest handle ids */
@@ -70,6 +71,13 @@ CUresult lc_unsupported(int fn);
  * transport failed.  Host->guest calls arriving meanwhile are served.
  */
 CUresult lc_rpc(uint32_t op, const struct vg_buf *req, struct vg_buf *rep);
+/* The same, with a file descriptor attached to the request (or -1). */
+CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, int fd);
+
+/* Guest pinned memory (lc.hostmem: address -> size, flags). */
+#define LC_HOSTMEM_SHARED 0x80000000u	/* shared with the worker, same address */
+/* 1 when [p, p+n) lies in pinned memory shared with the worker. */
+int lc_hostmem_shared(const void *p, uint64_t n);
 
 /* Handles. */
 uint64_t lc_handle_propose(void);

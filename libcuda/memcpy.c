@@ -238,7 +238,9 @@ static int guest_mapped(CUdeviceptr p, size_t n)
 
 static CUresult unified_copy(CUdeviceptr dst, CUdeviceptr src, size_t n, CUstream s, int async, int fn)
 {
-	int hd = guest_mapped(dst, n), hs = guest_mapped(src, n);
+	/* Shared pinned memory has the same address in the worker: it may go as is. */
+	int hd = !lc_hostmem_shared((void *)(uintptr_t)dst, n) && guest_mapped(dst, n);
+	int hs = !lc_hostmem_shared((void *)(uintptr_t)src, n) && guest_mapped(src, n);
 	uint64_t a[4] = { dst, src, n, (uint64_t)(uintptr_t)s };
 	CUresult res;
 

@@ -191,6 +191,11 @@ void lc_set_occupancy_callback(size_t (*cb)(int))
 
 CUresult lc_rpc(uint32_t op, const struct vg_buf *req, struct vg_buf *rep)
 {
+	return lc_rpc_fd(op, req, rep, -1);
+}
+
+CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, int fd)
+{
 	struct lc_tchan *t;
 	struct vg_hdr h = { .kind = VG_MSG_CALL, .op = op };
 	uint64_t seq;
@@ -204,7 +209,7 @@ CUresult lc_rpc(uint32_t op, const struct vg_buf *req, struct vg_buf *rep)
 	seq = next_seq();
 	h.tid = t->tid;
 	h.seq = seq;
-	ret = tp_send_msg(t->chan, &h, req->p, req->len, -1);
+	ret = tp_send_msg(t->chan, &h, req->p, req->len, fd);
 	if (ret < 0)
 		goto lost;
 	for (;;) {
@@ -246,7 +251,7 @@ static CUresult session_hello(void)
 		.magic = VG_WIRE_MAGIC,
 		.version = VG_WIRE_VERSION,
 		.min_version = VG_WIRE_VERSION,
-		.caps = 0,
+		.caps = VG_CAP_SHM,
 		.driver_version = VGPU_DRIVER_VERSION,
 		.pid = (uint32_t)getpid(),
 	};
@@ -292,6 +297,7 @@ static CUresult session_hello(void)
 		res = (CUresult)h.status;
 		goto out;
 	}
+	lc.caps = w.caps & VG_CAP_SHM;
 	res = CUDA_SUCCESS;
 out:
 	vg_buf_fini(&b);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vgpu/ops.h"
 #include "worker.h"
 
 /* ---- handles ---------------------------------------------------------- */
@@ -193,6 +194,7 @@ struct wk_arg {
 	uint64_t *ids;		/* OUT handles: the guest's proposals */
 	uint64_t id;		/* HANDLE: the id as sent */
 	const void *raw;	/* pass 1: the bytes as received */
+	uint64_t shared;	/* pass 1: address in shared pinned memory, or 0 */
 	uint32_t rawlen;	/* pass 1: blob length, or announced output count */
 	int null;
 };
@@ -247,11 +249,27 @@ static uint64_t get_le64(const uint8_t *q)
  * Pass 1 reads each pointer argument's raw bytes; pass 2 (below) checks them
  * against the counts, which may come from arguments later in the list.
  */
+/* VG_SHARED_LEN: the data is in shared pinned memory at this address. */
+static int read_shared(const struct vg_fn_desc *d, int i, struct vg_rd *r, struct wk_arg *a)
+{
+	struct vg_rd peek = *r;
+
+	if (d->args[i].elem != VG_E_DATA || vg_get_u32(&peek) != VG_SHARED_LEN)
+		return 0;
+	vg_get_u32(r);
+	a->shared = vg_get_u64(r);
+	if (r->err || !a->shared)
+		wk_fatal("%s: malformed shared argument %d", d->name, i);
+	return 1;
+}
+
 static void read_in(const struct vg_fn_desc *d, int i, struct vg_rd *r, struct wk_arg *a)
 {
 	uint32_t n = 0;
 	int is_null = 0;
 
+	if (read_shared(d, i, r, a))
+		return;
 	a->raw = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
 	if (r->err)
 		wk_fatal("%s: truncated argument %d", d->name, i);
@@ -262,7 +280,11 @@ static void read_in(const struct vg_fn_desc *d, int i, struct vg_rd *r, struct w
 static void read_out(const struct vg_fn_desc *d, int i, struct vg_rd *r, struct wk_arg *a)
 {
 	const struct vg_arg_desc *ad = &d->args[i];
-	uint32_t n = vg_get_u32(r);
+	uint32_t n;
+
+	if (read_shared(d, i, r, a))
+		return;
+	n = vg_get_u32(r);
 
 	if (r->err)
 		wk_fatal("%s: truncated argument %d", d->name, i);
@@ -280,6 +302,17 @@ static void read_out(const struct vg_fn_desc *d, int i, struct vg_rd *r, struct 
 	}
 }
 
+/* A shared argument: the whole range must be memory the client shared. */
+static void decode_shared(const struct vg_fn_desc *d, int i, struct wk_arg *args)
+{
+	struct wk_arg *a = &args[i];
+	uint64_t count = decoded_count(d, &d->args[i], args);
+
+	if (count > VG_HOST_ALLOC_MAX || !wk_shm_contains(a->shared, count * d->args[i].elem_size))
+		wk_fatal("%s: argument %d points outside shared memory", d->name, i);
+	a->v.p = (void *)(uintptr_t)a->shared;
+}
+
 static CUresult decode_in(const struct vg_fn_desc *d, int i, struct wk_arg *args)
 {
 	const struct vg_arg_desc *ad = &d->args[i];
@@ -289,6 +322,10 @@ static CUresult decode_in(const struct vg_fn_desc *d, int i, struct wk_arg *args
 	uint64_t count, j;
 	CUresult res;
 
+	if (a->shared) {
+		decode_shared(d, i, args);
+		return CUDA_SUCCESS;
+	}
 	if (a->null) {
 		a->v.p = NULL;
 		return CUDA_SUCCESS;
@@ -331,6 +368,10 @@ static CUresult decode_out(const struct vg_fn_desc *d, int i, struct wk_arg *arg
 	struct wk_arg *a = &args[i];
 	uint64_t count, j;
 
+	if (a->shared) {
+		decode_shared(d, i, args);
+		return CUDA_SUCCESS;
+	}
 	if (a->null) {
 		a->v.p = NULL;
 		return CUDA_SUCCESS;
@@ -478,7 +519,7 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 	for (i = 0; i < d->nargs; i++) {
 		const struct vg_arg_desc *ad = &d->args[i];
 
-		if ((ad->kind == VG_A_OUT || ad->kind == VG_A_INOUT) && !args[i].null)
+		if ((ad->kind == VG_A_OUT || ad->kind == VG_A_INOUT) && !args[i].null && !args[i].shared)
 			encode_out(d, i, &args[i], out);
 		if (ad->kind == VG_A_HANDLE && (ad->flags & VG_ARG_DESTROY) &&
 		    !handle_is_special(args[i].id, ad->htype))

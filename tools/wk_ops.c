@@ -2,8 +2,11 @@
  * The worker's hand-written operations (VG_OP_*).  Payload layouts are
  * documented at each handler; every field is validated before use.
  */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 
 #include "tp.h"
 #include "vgpu/ops.h"
@@ -717,6 +720,91 @@ static CUresult op_capture_info(struct vg_rd *r, struct vg_buf *out)
 	return CUDA_SUCCESS;
 }
 
+int wk_shm_contains(uint64_t p, uint64_t n)
+{
+	size_t i;
+	int ok = 0;
+
+	pthread_mutex_lock(&wk.lock);
+	for (i = 0; i < wk.shm.cap && !ok; i++) {
+		struct vg_hent *e = &wk.shm.slots[i];
+
+		if (e->key && e->key != VG_HTAB_TOMB && p >= e->key && p - e->key <= e->val &&
+		    n <= e->val - (p - e->key))
+			ok = 1;
+	}
+	pthread_mutex_unlock(&wk.lock);
+	return ok;
+}
+
+/* HOST_MEM: documented in include/vgpu/ops.h. */
+static CUresult op_host_mem(struct wk_thread *t, struct vg_rd *r, struct vg_buf *out)
+{
+	uint32_t which = vg_get_u32(r), flags = 0;
+	uint64_t a = vg_get_u64(r);
+	struct vg_hent *e;
+	struct stat st;
+	void *p;
+	CUresult res;
+
+	if (which != VG_HM_FREE)
+		flags = vg_get_u32(r);
+	if (r->err || r->off != r->len || which > VG_HM_DEVPTR)
+		wk_fatal("malformed HOST_MEM");
+	switch (which) {
+	case VG_HM_ALLOC:
+		/* The memfd must be sealed against shrinking: the GPU DMAs into it. */
+		if (t->fd_in < 0 || a == 0 || a > VG_HOST_ALLOC_MAX || fstat(t->fd_in, &st) < 0 ||
+		    (uint64_t)st.st_size < a ||
+		    !(fcntl(t->fd_in, F_GET_SEALS) & F_SEAL_SHRINK))
+			wk_fatal("HOST_MEM ALLOC without a sealed memfd of the right size");
+		p = mmap(NULL, a, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd_in, 0);
+		if (p == MAP_FAILED)
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		res = WK_CALL(cuMemHostRegister_v2, p, a, CU_MEMHOSTREGISTER_PORTABLE | CU_MEMHOSTREGISTER_DEVICEMAP);
+		if (res != CUDA_SUCCESS) {
+			munmap(p, a);
+			return res;
+		}
+		pthread_mutex_lock(&wk.lock);
+		e = vg_htab_put(&wk.shm, (uint64_t)(uintptr_t)p, a, flags, NULL);
+		pthread_mutex_unlock(&wk.lock);
+		if (!e) {
+			WK_CALL(cuMemHostUnregister, p);
+			munmap(p, a);
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		}
+		vg_put_u64(out, (uint64_t)(uintptr_t)p);
+		return CUDA_SUCCESS;
+	case VG_HM_FREE: {
+		uint64_t size = 0;
+
+		pthread_mutex_lock(&wk.lock);
+		e = vg_htab_get(&wk.shm, a);
+		if (e) {
+			size = e->val;
+			vg_htab_del(&wk.shm, a);
+		}
+		pthread_mutex_unlock(&wk.lock);
+		if (!size)
+			return CUDA_ERROR_INVALID_VALUE;
+		res = WK_CALL(cuMemHostUnregister, (void *)(uintptr_t)a);
+		munmap((void *)(uintptr_t)a, size);
+		return res;
+	}
+	default: {
+		CUdeviceptr d = 0;
+
+		if (!wk_shm_contains(a, 1))
+			return CUDA_ERROR_INVALID_VALUE;
+		res = WK_CALL(cuMemHostGetDevicePointer_v2, &d, (void *)(uintptr_t)a, flags);
+		if (res == CUDA_SUCCESS)
+			vg_put_u64(out, d);
+		return res;
+	}
+	}
+}
+
 CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_buf *out)
 {
 	switch (op) {
@@ -750,6 +838,8 @@ CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_
 		return wk_memloc(r, out);
 	case VG_OP_CAPTURE_INFO:
 		return op_capture_info(r, out);
+	case VG_OP_HOST_MEM:
+		return op_host_mem(t, r, out);
 	default:
 		wk_fatal("unknown operation %#x", op);
 	}

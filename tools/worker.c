@@ -88,7 +88,7 @@ static void *thread_main(void *arg)
 	int ret;
 
 	for (;;) {
-		ret = tp_recv_msg(t->chan, &h, &t->in, VG_MSG_MAX, NULL);
+		ret = tp_recv_msg(t->chan, &h, &t->in, VG_MSG_MAX, &t->fd_in);
 		if (ret < 0)
 			break;		/* the guest thread ended, or the client went */
 		if (h.kind != VG_MSG_CALL)
@@ -102,6 +102,10 @@ static void *thread_main(void *arg)
 			res = wk_generic(t, (int)h.op, &r, &t->out);
 		} else {
 			res = wk_manual(t, h.op, &r, &t->out);
+		}
+		if (t->fd_in >= 0) {
+			close(t->fd_in);	/* an operation that keeps it has dup'ed it */
+			t->fd_in = -1;
 		}
 		if (res != CUDA_SUCCESS)
 			vg_buf_reset(&t->out);
@@ -154,6 +158,7 @@ static int thread_open(const struct vg_hdr *in)
 		return ret;
 	}
 	t->tid = ++next_tid;
+	t->fd_in = -1;
 	vg_buf_init(&t->in);
 	vg_buf_init(&t->out);
 	ret = pthread_create(&t->thread, NULL, thread_main, t);
@@ -217,7 +222,7 @@ static int welcome(int32_t status, const char *text)
 {
 	struct vg_welcome w = {
 		.version = VG_WIRE_VERSION,
-		.caps = 0,
+		.caps = VG_CAP_SHM,
 		.worker_pid = (uint32_t)getpid(),
 		.text = text,
 		.ntext = (uint32_t)strlen(text),
@@ -340,6 +345,7 @@ int main(int argc, char **argv)
 	if (tp_unix_wrap(fd, &ctl) < 0)
 		return 1;
 	vg_htab_init(&wk.ids);
+	vg_htab_init(&wk.shm);
 	for (i = 0; i < VG_H_MAX; i++)
 		vg_htab_init(&wk.rev[i]);
 	if (handshake(driver) == 0)

@@ -26,6 +26,7 @@ struct wk_thread {
 	struct vg_buf in, out;
 	uint64_t seq;			/* of the CALL being served */
 	int callback;			/* now the callback channel: no longer read here */
+	int fd_in;			/* a descriptor that came with the CALL, or -1 */
 };
 
 struct wk_state {
@@ -39,6 +40,7 @@ struct wk_state {
 	struct wk_thread *threads;
 	const char *stats_dir;
 	int quiet;			/* cleanup after the client: calls not counted */
+	struct vg_htab shm;		/* guest pinned memory mapped here: address -> size */
 	struct wk_thread *cb;		/* the callback channel, once the guest opened it */
 	pthread_mutex_t cb_lock;	/* one host function call at a time on it */
 };
@@ -81,5 +83,7 @@ CUresult wk_memloc(struct vg_rd *r, struct vg_buf *out);
 int wk_host_call(struct wk_thread *t, uint32_t op, const struct vg_buf *req, struct vg_buf *rep);
 
 void wk_cleanup(void);
+/* 1 when [p, p+n) lies in pinned memory this client shared with us. */
+int wk_shm_contains(uint64_t p, uint64_t n);
 
 #endif

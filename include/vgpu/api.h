@@ -14,6 +14,12 @@
  *   VG_A_OUT      u32 element count, or VG_NULL_LEN for a NULL pointer; for
  *                 handle elements then count x u64 proposed ids
  *
+ * A data pointer (VG_E_DATA) into guest pinned memory that is shared with
+ * the worker (same address on both sides, VG_OP_HOST_MEM) travels instead as
+ * u32 VG_SHARED_LEN then u64 address: no bytes are copied, and such an
+ * output is not part of the reply.  The worker checks the whole range lies
+ * in memory this client shared.
+ *
  * REPLY payload: for each OUT and INOUT argument that was not NULL, in order,
  * a blob with its contents after the call (handle elements as u64 final ids,
  * device elements as u32 ordinals).  The header's status is the CUresult.
@@ -53,6 +59,7 @@ enum vg_elem_kind {
 #define VG_ARG_DESTROY  0x2	/* HANDLE: the call ends this handle's life */
 
 #define VG_STR_MAX      (64u << 10)	/* one string argument, bytes */
+#define VG_SHARED_LEN   0xfffffffeu	/* a pointer into shared pinned memory follows */
 
 struct vg_arg_desc {
 	uint8_t kind;		/* enum vg_arg_kind */

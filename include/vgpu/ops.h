@@ -21,6 +21,7 @@ enum vg_op_more {
 	VG_OP_HOST_FUNC     = VG_OP_BASE + 13,	/* cuLaunchHostFunc / cuStreamAddCallback */
 	VG_OP_MEMLOC        = VG_OP_BASE + 14,	/* functions whose structs hold memory locations */
 	VG_OP_CAPTURE_INFO  = VG_OP_BASE + 15,	/* cuStreamGetCaptureInfo_v2 / _v3 */
+	VG_OP_HOST_MEM      = VG_OP_BASE + 16,	/* pinned memory shared with the worker */
 };
 
 /* HOST_CALL ops (host -> guest, answered with HOST_RETURN). */
@@ -54,6 +55,21 @@ enum vg_memloc_fn {
 	VG_ML_PREFETCH = 9,
 	VG_ML_MAX = 9,
 };
+/*
+ * VG_OP_HOST_MEM: u32 which, then
+ *   ALLOC   u64 size, u32 flags, a sealed memfd attached -> u64 address
+ *           (the worker mapped it there and registered it with the driver;
+ *           the guest maps it at the same address)
+ *   FREE    u64 address
+ *   DEVPTR  u64 address, u32 flags -> u64 device pointer
+ */
+enum vg_host_mem_fn {
+	VG_HM_ALLOC = 0,
+	VG_HM_FREE = 1,
+	VG_HM_DEVPTR = 2,
+};
+#define VG_HOST_ALLOC_MAX (64ull << 30)	/* one pinned allocation */
+
 #define VG_ACCESS_DESC_MAX 64	/* descriptors of one cuMemSetAccess */
 #define VG_CAPTURE_DEPS_MAX 4096	/* dependencies one capture-info reply carries */
 
