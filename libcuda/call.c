@@ -11,6 +11,13 @@ struct vg_buf *lc_scratch(void);
 
 /* ---- handles ---------------------------------------------------------- */
 
+/*
+ * A destroyed context keeps its id, marked dead: NVIDIA's driver answers
+ * CUDA_ERROR_CONTEXT_IS_DESTROYED for it, not INVALID_CONTEXT.
+ */
+#define LC_H_DEAD_CONTEXT 0xffffu
+
+
 uint64_t lc_handle_propose(void)
 {
 	/* Ids step by 16 so they look like aligned pointers to programs that care. */
@@ -85,12 +92,6 @@ void lc_handle_set_data(uint64_t id, void *data)
 	pthread_mutex_unlock(&lc.lock);
 	free(data);
 }
-
-/*
- * A destroyed context keeps its id, marked dead: NVIDIA's driver answers
- * CUDA_ERROR_CONTEXT_IS_DESTROYED for it, not INVALID_CONTEXT.
- */
-#define LC_H_DEAD_CONTEXT 0xffffu
 
 CUresult lc_bad_handle_error(int htype)
 {
