@@ -362,6 +362,25 @@ CUresult lc_call(int fn, const uint64_t *a)
 		if (res != CUDA_SUCCESS)
 			return res;
 	}
+	/* Asynchronous functions have no outputs: send and go on. */
+	if (d->cls == VG_CLASS_ASYNC) {
+		res = lc_async_precheck();
+		if (res != CUDA_SUCCESS)
+			return res;
+		/* What the driver refuses at once must be refused here: NULL handles. */
+		for (i = 0; i < d->nargs; i++)
+			if (d->args[i].kind == VG_A_HANDLE && !a[i] && d->args[i].htype != VG_H_CUstream)
+				return lc_bad_handle_error(d->args[i].htype);
+		res = lc_send_async((uint32_t)fn, b);
+		if (res != CUDA_ERROR_NOT_SUPPORTED) {
+			if (res == CUDA_SUCCESS)
+				for (i = 0; i < d->nargs; i++)
+					if (d->args[i].kind == VG_A_HANDLE && (d->args[i].flags & VG_ARG_DESTROY) &&
+					    !handle_is_special(a[i], d->args[i].htype))
+						lc_handle_remove(a[i]);
+			return res;
+		}
+	}
 	vg_buf_init(&rep);
 	res = lc_rpc((uint32_t)fn, b, &rep);
 	if (res == CUDA_SUCCESS) {
@@ -380,6 +399,9 @@ CUresult lc_call(int fn, const uint64_t *a)
 			if (d->args[i].kind == VG_A_HANDLE && (d->args[i].flags & VG_ARG_DESTROY) &&
 			    !handle_is_special(a[i], d->args[i].htype))
 				lc_handle_remove(a[i]);
+		/* A new context starts without the old one's sticky error. */
+		if (fn == VG_FN_cuDevicePrimaryCtxReset_v2 || fn == VG_FN_cuCtxDestroy_v2)
+			__atomic_store_n(&lc.sticky, 0, __ATOMIC_RELAXED);
 	}
 	vg_buf_fini(&rep);
 	return res;

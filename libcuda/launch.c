@@ -132,6 +132,41 @@ struct launch_dims {
 };
 
 /*
+ * Launch geometry the driver refuses at once, checked here because launches
+ * do not wait for the host: against the largest limits of any device, so a
+ * launch the driver would accept is never refused.
+ */
+static CUresult check_dims(const struct launch_dims *dm)
+{
+	static const int lim[] = {
+		CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X, CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y,
+		CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X,
+		CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y, CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z,
+	};
+	unsigned int v[6] = { dm->g[0], dm->g[1], dm->g[2], dm->b[0], dm->b[1], dm->b[2] };
+	uint64_t threads = (uint64_t)dm->b[0] * dm->b[1] * dm->b[2], maxthreads = 0;
+	int i, k;
+
+	for (i = 0; i < 6; i++)
+		if (v[i] == 0)
+			return CUDA_ERROR_INVALID_VALUE;
+	for (k = 0; k < lc.ndev; k++) {
+		const struct lc_device *d = &lc.dev[k];
+		int ok = 1;
+
+		for (i = 0; i < 6; i++)
+			if (d->attr_status[lim[i]] == CUDA_SUCCESS && v[i] > (unsigned int)d->attr_value[lim[i]])
+				ok = 0;
+		if (ok && d->attr_status[CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK] == CUDA_SUCCESS &&
+		    (uint64_t)d->attr_value[CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK] > maxthreads)
+			maxthreads = (uint64_t)d->attr_value[CU_DEVICE_ATTRIBUTE_MAX_THREADS_PER_BLOCK];
+	}
+	if (lc.ndev && (maxthreads == 0 || threads > maxthreads))
+		return CUDA_ERROR_INVALID_VALUE;
+	return CUDA_SUCCESS;
+}
+
+/*
  * LAUNCH:    u64 function, u32 grid x y z, u32 block x y z, u32 shared bytes,
  *            u64 stream, blob parameters.
  * LAUNCH_EX: the same, then u32 nattrs (<= VG_LAUNCH_ATTRS_MAX) and per
@@ -155,6 +190,12 @@ static CUresult launch(CUfunction f, const struct launch_dims *dm, const CUlaunc
 		return CUDA_ERROR_INVALID_HANDLE;
 	if (nattrs > VG_LAUNCH_ATTRS_MAX || (nattrs && !attrs))
 		return CUDA_ERROR_INVALID_VALUE;
+	res = check_dims(dm);
+	if (res != CUDA_SUCCESS)
+		return res;
+	res = lc_async_precheck();
+	if (res != CUDA_SUCCESS)
+		return res;
 	res = pack_params(id, kernelParams, extra, packed, &params, &size);
 	if (res != CUDA_SUCCESS)
 		return res;
@@ -197,6 +238,10 @@ static CUresult launch(CUfunction f, const struct launch_dims *dm, const CUlaunc
 		}
 	}
 	vg_put_blob(b, params, (uint32_t)size);
+	/* A launch has no outputs: it does not wait for the host. */
+	res = lc_send_async(ex ? VG_OP_LAUNCH_EX : VG_OP_LAUNCH, b);
+	if (res != CUDA_ERROR_NOT_SUPPORTED)
+		return res;
 	vg_buf_init(&rep);
 	res = lc_rpc(ex ? VG_OP_LAUNCH_EX : VG_OP_LAUNCH, b, &rep);
 	vg_buf_fini(&rep);

@@ -46,6 +46,7 @@ struct lc_state {
 	pid_t pid;			/* the process that called cuInit */
 	int lost;			/* the transport went away after init */
 	uint64_t caps;			/* VG_CAP_* granted by the worker */
+	int sticky;			/* atomic: a sticky (700-class) error the host reported */
 	struct tp_chan *ctl;
 	uint64_t seq;			/* atomic */
 	uint64_t next_id;		/* atomic: guest handle ids */
@@ -71,6 +72,12 @@ CUresult lc_unsupported(int fn);
  * transport failed.  Host->guest calls arriving meanwhile are served.
  */
 CUresult lc_rpc(uint32_t op, const struct vg_buf *req, struct vg_buf *rep);
+/*
+ * Sends CALL `op` without waiting (VG_F_NO_REPLY): CUDA_SUCCESS when sent,
+ * CUDA_ERROR_NOT_SUPPORTED when asynchronous sends are off (VGPU_SYNC=1):
+ * the caller then makes a round trip.
+ */
+CUresult lc_send_async(uint32_t op, const struct vg_buf *req);
 /* The same, with a file descriptor attached to the request (or -1). */
 CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, int fd);
 
@@ -90,6 +97,15 @@ void lc_handle_set_data(uint64_t id, void *data);
 CUresult lc_bad_handle_error(int htype);
 /* Encodes a handle argument (validated); returns 0 or a CUresult. */
 CUresult lc_put_handle(struct vg_buf *b, const void *h, int htype, int null_ok);
+
+/*
+ * Before an asynchronous send: the error NVIDIA's driver would return at
+ * once (a sticky context error seen earlier), or CUDA_SUCCESS.
+ */
+static inline CUresult lc_async_precheck(void)
+{
+	return (CUresult)__atomic_load_n(&lc.sticky, __ATOMIC_RELAXED);
+}
 
 /* Devices: guest ordinal -> snapshot. */
 const struct lc_device *lc_device(int ordinal);

@@ -189,6 +189,76 @@ void lc_set_occupancy_callback(size_t (*cb)(int))
 	tls_occ_cb = cb;
 }
 
+/*
+ * Asynchronous sends.  A thread that sent no-reply calls records the last
+ * one's sequence number; a replied call from a thread other than the last
+ * sender asks the host to run it only after those (VG_F_ORDERED).
+ */
+static uint64_t last_async_seq;		/* atomic: newest no-reply call, any thread */
+static __thread uint64_t my_async_seq;	/* newest no-reply call of this thread */
+
+static int async_enabled(void)
+{
+	static int on = -1;
+
+	if (on < 0) {
+		const char *e = getenv("VGPU_SYNC");
+
+		on = !(e && *e && strcmp(e, "0") != 0);
+	}
+	return on;
+}
+
+CUresult lc_send_async(uint32_t op, const struct vg_buf *req)
+{
+	struct vg_hdr h = { .kind = VG_MSG_CALL, .op = op, .flags = VG_F_NO_REPLY };
+	struct lc_tchan *t;
+	int ret;
+
+	if (!async_enabled())
+		return CUDA_ERROR_NOT_SUPPORTED;
+	if (req->err)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	t = chan_get();
+	if (!t)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	h.tid = t->tid;
+	h.seq = next_seq();
+	if (__atomic_load_n(&last_async_seq, __ATOMIC_RELAXED) != my_async_seq)
+		h.flags |= VG_F_ORDERED;
+	ret = tp_send_msg(t->chan, &h, req->p, req->len, -1);
+	if (ret < 0) {
+		session_lost("call", ret);
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	}
+	my_async_seq = h.seq;
+	__atomic_store_n(&last_async_seq, h.seq, __ATOMIC_RELAXED);
+	return CUDA_SUCCESS;
+}
+
+/*
+ * Errors that leave the context unusable: the driver returns them from every
+ * later call, launches included, so asynchronous sends must return them too.
+ */
+static void note_sticky(CUresult r)
+{
+	switch ((int)r) {
+	case CUDA_ERROR_ILLEGAL_ADDRESS:
+	case CUDA_ERROR_LAUNCH_TIMEOUT:
+	case CUDA_ERROR_ASSERT:
+	case CUDA_ERROR_HARDWARE_STACK_ERROR:
+	case CUDA_ERROR_ILLEGAL_INSTRUCTION:
+	case CUDA_ERROR_MISALIGNED_ADDRESS:
+	case CUDA_ERROR_INVALID_ADDRESS_SPACE:
+	case CUDA_ERROR_INVALID_PC:
+	case CUDA_ERROR_LAUNCH_FAILED:
+		__atomic_store_n(&lc.sticky, (int)r, __ATOMIC_RELAXED);
+		break;
+	default:
+		break;
+	}
+}
+
 CUresult lc_rpc(uint32_t op, const struct vg_buf *req, struct vg_buf *rep)
 {
 	return lc_rpc_fd(op, req, rep, -1);
@@ -209,6 +279,9 @@ CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, in
 	seq = next_seq();
 	h.tid = t->tid;
 	h.seq = seq;
+	/* Another thread's no-reply calls may still be queued: keep their order. */
+	if (__atomic_load_n(&last_async_seq, __ATOMIC_RELAXED) != my_async_seq)
+		h.flags |= VG_F_ORDERED;
 	ret = tp_send_msg(t->chan, &h, req->p, req->len, fd);
 	if (ret < 0)
 		goto lost;
@@ -226,6 +299,7 @@ CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, in
 			ret = -EPROTO;
 			goto lost;
 		}
+		note_sticky((CUresult)h.status);
 		return (CUresult)h.status;
 	}
 lost:

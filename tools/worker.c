@@ -12,6 +12,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "elfnote.h"
+#include "vgpu/ops.h"
 #include "tp.h"
 #include "worker.h"
 
@@ -71,28 +73,91 @@ static int driver_load(const char *path, char *why, size_t whylen)
 		snprintf(why, whylen, "cannot load the driver %s: %s", path, dlerror());
 		return -1;
 	}
-	for (i = 1; i < VG_FN_MAX; i++)
-		if (vg_fn_descs[i].name)
-			wk.fns[i] = dlsym(wk.driver, vg_fn_descs[i].name);
+	for (i = 1; i < VG_FN_MAX; i++) {
+		const char *n = vg_fn_descs[i].name;
+
+		if (!n)
+			continue;
+		wk.fns[i] = dlsym(wk.driver, n);
+		/* Where a deferred error of an asynchronous call surfaces. */
+		wk.syncs[i] = strstr(n, "Synchronize") || strstr(n, "Query") ||
+			      (!strstr(n, "Async") && (!strncmp(n, "cuMemcpy", 8) || !strncmp(n, "cuMemset", 8)));
+	}
 	return 0;
 }
 
 /* ---- threads ----------------------------------------------------------- */
 
+/*
+ * Before a call with sequence number seq runs, no-reply calls with lower
+ * numbers sent on other channels must have run: the guest returned from
+ * them before this call was made.  Only no-reply calls can be in that state:
+ * a guest thread waiting for a reply sends nothing else meanwhile.
+ */
+static void wait_ordered(struct wk_thread *self, uint64_t seq)
+{
+	struct wk_thread *t, *head;
+
+	pthread_mutex_lock(&wk.lock);
+	head = wk.threads;
+	pthread_mutex_unlock(&wk.lock);
+	for (t = head; t; t = t->next) {
+		if (t == self || t->callback)
+			continue;
+		pthread_mutex_lock(&t->rx_lock);
+		for (;;) {
+			uint8_t hb[VG_HDR_SIZE];
+			struct vg_hdr h;
+			ssize_t n;
+
+			if (t->busy_seq && t->busy_seq < seq) {
+				pthread_cond_wait(&t->rx_cond, &t->rx_lock);
+				continue;
+			}
+			n = recv(t->chan->fd, hb, sizeof(hb), MSG_PEEK | MSG_DONTWAIT);
+			if (n == (ssize_t)sizeof(hb) && vg_hdr_decode(hb, &h) == 0 &&
+			    (h.flags & VG_F_NO_REPLY) && h.seq < seq) {
+				pthread_cond_wait(&t->rx_cond, &t->rx_lock);
+				continue;
+			}
+			break;
+		}
+		pthread_mutex_unlock(&t->rx_lock);
+	}
+}
+
+static int is_synchronizing(uint32_t op)
+{
+	if (op < VG_FN_MAX)
+		return wk.syncs[op];
+	return op == VG_OP_MEMCPY2D || op == VG_OP_MEMCPY3D;
+}
+
 static void *thread_main(void *arg)
 {
 	struct wk_thread *t = arg;
+	struct pollfd pfd = { .fd = t->chan->fd, .events = POLLIN };
 	struct vg_hdr h;
 	struct vg_rd r;
 	CUresult res;
-	int ret;
+	int ret, noreply;
 
 	for (;;) {
+		/* Wait outside the lock, so others may peek at what is queued. */
+		if (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+			continue;
+		pthread_mutex_lock(&t->rx_lock);
 		ret = tp_recv_msg(t->chan, &h, &t->in, VG_MSG_MAX, &t->fd_in);
+		noreply = ret == 0 && (h.flags & VG_F_NO_REPLY);
+		if (noreply)
+			t->busy_seq = h.seq;
+		pthread_mutex_unlock(&t->rx_lock);
 		if (ret < 0)
 			break;		/* the guest thread ended, or the client went */
 		if (h.kind != VG_MSG_CALL)
 			wk_fatal("message kind %u on a thread channel", h.kind);
+		if (h.flags & VG_F_ORDERED)
+			wait_ordered(t, h.seq);
 		t->seq = h.seq;
 		vg_buf_reset(&t->out);
 		vg_rd_init(&r, t->in.p, t->in.len);
@@ -107,12 +172,24 @@ static void *thread_main(void *arg)
 			close(t->fd_in);	/* an operation that keeps it has dup'ed it */
 			t->fd_in = -1;
 		}
+		if (noreply) {
+			/* Reported by this thread's next synchronising call, once. */
+			if (res != CUDA_SUCCESS && t->deferred == CUDA_SUCCESS)
+				t->deferred = res;
+			pthread_mutex_lock(&t->rx_lock);
+			t->busy_seq = 0;
+			pthread_cond_broadcast(&t->rx_cond);
+			pthread_mutex_unlock(&t->rx_lock);
+			continue;
+		}
+		if (res == CUDA_SUCCESS && t->deferred != CUDA_SUCCESS && is_synchronizing(h.op)) {
+			res = t->deferred;
+			t->deferred = CUDA_SUCCESS;
+		}
 		if (res != CUDA_SUCCESS)
 			vg_buf_reset(&t->out);
 		if (t->out.err)
 			res = CUDA_ERROR_OUT_OF_MEMORY, vg_buf_reset(&t->out);
-		if (h.flags & VG_F_NO_REPLY)
-			continue;
 		h.kind = VG_MSG_REPLY;
 		h.flags = 0;
 		h.status = (int32_t)res;
@@ -159,6 +236,8 @@ static int thread_open(const struct vg_hdr *in)
 	}
 	t->tid = ++next_tid;
 	t->fd_in = -1;
+	pthread_mutex_init(&t->rx_lock, NULL);
+	pthread_cond_init(&t->rx_cond, NULL);
 	vg_buf_init(&t->in);
 	vg_buf_init(&t->out);
 	ret = pthread_create(&t->thread, NULL, thread_main, t);

@@ -27,12 +27,18 @@ struct wk_thread {
 	uint64_t seq;			/* of the CALL being served */
 	int callback;			/* now the callback channel: no longer read here */
 	int fd_in;			/* a descriptor that came with the CALL, or -1 */
+	/* Ordering of no-reply calls across channels (VG_F_ORDERED). */
+	pthread_mutex_t rx_lock;	/* held while a message is read */
+	pthread_cond_t rx_cond;		/* a no-reply call finished */
+	uint64_t busy_seq;		/* seq of the no-reply call running, or 0 */
+	CUresult deferred;		/* first error of a no-reply call, not yet reported */
 };
 
 struct wk_state {
 	void *driver;			/* dlopen handle */
 	void *fns[VG_FN_MAX];		/* the driver's entry points, NULL where absent */
 	uint64_t calls[VG_FN_MAX];	/* atomic: per-function counts of successful calls */
+	uint8_t syncs[VG_FN_MAX];	/* functions that report deferred errors */
 	pthread_mutex_t lock;		/* handle tables, thread list */
 	struct vg_htab ids;		/* id -> real pointer, type */
 	struct vg_htab rev[VG_H_MAX];	/* real pointer -> id, per handle type */

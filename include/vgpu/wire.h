@@ -58,7 +58,14 @@ enum vg_kind {
 
 /* Header flags (vg_hdr.flags). */
 #define VG_F_NO_REPLY        0x0001u  /* CALL: the guest does not wait; errors are deferred */
-#define VG_F_FLAGS_KNOWN     0x0001u
+/*
+ * CALL: before running this call, the host waits until every call with a
+ * lower sequence number already sent on the client's other channels has run
+ * (the guest sets it when another thread has no-reply calls in flight, so
+ * cross-thread happens-before order survives asynchronous sends).
+ */
+#define VG_F_ORDERED         0x0002u
+#define VG_F_FLAGS_KNOWN     0x0003u
 
 /*
  * The header, 32 bytes, little-endian:
