@@ -109,6 +109,17 @@ int main(void)
 	gc_expect("get_current.after_destroy", cuCtxGetCurrent(&cur), CUDA_SUCCESS);
 	gc_check("after_destroy.not_b", cur != b);
 	gc_expect("destroy.a", cuCtxDestroy(a), CUDA_SUCCESS);
-	gc_expect_err("destroy.again", cuCtxDestroy(a), CUDA_ERROR_INVALID_CONTEXT);
+	/*
+	 * NVIDIA's driver answers 709 (CONTEXT_IS_DESTROYED) or 201
+	 * (INVALID_CONTEXT) here from run to run on an H100: an error is
+	 * required, the code is informational.
+	 */
+	{
+		CUresult again = cuCtxDestroy(a);
+
+		gc_info("destroy.again", "%d", (int)again);
+		gc_check("destroy.again.is_error", again == CUDA_ERROR_CONTEXT_IS_DESTROYED ||
+						  again == CUDA_ERROR_INVALID_CONTEXT);
+	}
 	return gc_end();
 }
