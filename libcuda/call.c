@@ -8,6 +8,7 @@
 #include "lc.h"
 
 struct vg_buf *lc_scratch(void);
+void lc_ctx_after_call(int fn, const uint64_t *a);
 
 /* ---- handles ---------------------------------------------------------- */
 
@@ -399,6 +400,7 @@ CUresult lc_call(int fn, const uint64_t *a)
 			if (d->args[i].kind == VG_A_HANDLE && (d->args[i].flags & VG_ARG_DESTROY) &&
 			    !handle_is_special(a[i], d->args[i].htype))
 				lc_handle_remove(a[i]);
+		lc_ctx_after_call(fn, a);
 		/* A new context starts without the old one's sticky error. */
 		if (fn == VG_FN_cuDevicePrimaryCtxReset_v2 || fn == VG_FN_cuCtxDestroy_v2)
 			__atomic_store_n(&lc.sticky, 0, __ATOMIC_RELAXED);

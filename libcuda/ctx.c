@@ -1,0 +1,118 @@
+/*
+ * The calling thread's current context and its device, answered here once
+ * known (PyTorch asks for the device about a hundred thousand times a run).
+ *
+ * The current context is a property of the thread, changed only by the
+ * thread's own calls: the mirror is set by the calls whose effect we know
+ * (cuCtxSetCurrent, cuCtxPushCurrent, cuCtxCreate) and forgotten after any
+ * other call that may change it; then the host is asked again.  A context's
+ * device never changes; it is kept with the context's handle.
+ */
+#include "lc.h"
+
+static __thread int cur_known;
+static __thread uint64_t cur_ctx;
+
+void lc_ctx_after_call(int fn, const uint64_t *a);
+void lc_ctx_after_call(int fn, const uint64_t *a)
+{
+	switch (fn) {
+	case VG_FN_cuCtxSetCurrent:
+	case VG_FN_cuCtxPushCurrent:
+	case VG_FN_cuCtxPushCurrent_v2:
+		cur_ctx = a[0];
+		cur_known = 1;
+		break;
+	case VG_FN_cuCtxCreate_v2:
+		cur_ctx = *(const uint64_t *)(uintptr_t)a[0];
+		cur_known = 1;
+		break;
+	case VG_FN_cuCtxAttach:
+	case VG_FN_cuCtxCreate:
+	case VG_FN_cuCtxCreate_v3:
+	case VG_FN_cuCtxCreate_v4:
+	case VG_FN_cuCtxDestroy:
+	case VG_FN_cuCtxDestroy_v2:
+	case VG_FN_cuCtxDetach:
+	case VG_FN_cuCtxPopCurrent:
+	case VG_FN_cuCtxPopCurrent_v2:
+	case VG_FN_cuCtxFromGreenCtx:
+	case VG_FN_cuDevicePrimaryCtxRelease:
+	case VG_FN_cuDevicePrimaryCtxRelease_v2:
+	case VG_FN_cuDevicePrimaryCtxReset:
+	case VG_FN_cuDevicePrimaryCtxReset_v2:
+	case VG_FN_cuGreenCtxDestroy:
+		cur_known = 0;
+		break;
+	default:
+		break;
+	}
+}
+
+VG_EXPORT CUresult cuCtxGetCurrent(CUcontext *pctx)
+{
+	uint64_t a[1] = { (uint64_t)(uintptr_t)pctx };
+	CUresult res = lc_check();
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!pctx)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (cur_known) {
+		*pctx = (CUcontext)(uintptr_t)cur_ctx;
+		return CUDA_SUCCESS;
+	}
+	res = lc_call(VG_FN_cuCtxGetCurrent, a);
+	if (res == CUDA_SUCCESS) {
+		cur_ctx = (uint64_t)(uintptr_t)*pctx;
+		cur_known = 1;
+	}
+	return res;
+}
+
+static int ctx_device(uint64_t ctx)
+{
+	struct vg_hent *e;
+	int dev = -1;
+
+	pthread_mutex_lock(&lc.lock);
+	e = vg_htab_get(&lc.handles, ctx);
+	if (e && e->type == VG_H_CUcontext && e->val)
+		dev = (int)e->val - 1;
+	pthread_mutex_unlock(&lc.lock);
+	return dev;
+}
+
+static void ctx_device_set(uint64_t ctx, int dev)
+{
+	struct vg_hent *e;
+
+	pthread_mutex_lock(&lc.lock);
+	e = vg_htab_get(&lc.handles, ctx);
+	if (e && e->type == VG_H_CUcontext)
+		e->val = (uint64_t)dev + 1;
+	pthread_mutex_unlock(&lc.lock);
+}
+
+VG_EXPORT CUresult cuCtxGetDevice(CUdevice *device)
+{
+	uint64_t a[1] = { (uint64_t)(uintptr_t)device };
+	CUresult res = lc_check();
+	int dev;
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!device)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (cur_known && cur_ctx) {
+		dev = ctx_device(cur_ctx);
+		if (dev >= 0) {
+			*device = dev;
+			return CUDA_SUCCESS;
+		}
+	}
+	res = lc_call(VG_FN_cuCtxGetDevice, a);
+	if (res == CUDA_SUCCESS && cur_known && cur_ctx)
+		ctx_device_set(cur_ctx, *device);
+	return res;
+}
