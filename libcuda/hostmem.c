@@ -90,6 +90,26 @@ out:
 	return p;
 }
 
+/* Shared pinned memory for the library's own use (staging buffers). */
+void *lc_shared_alloc(size_t size);
+void *lc_shared_alloc(size_t size)
+{
+	CUresult res;
+	void *p = host_alloc_shared(size, 0, &res);
+
+	if (!p)
+		return NULL;
+	pthread_mutex_lock(&lc.lock);
+	if (!vg_htab_put(&lc.hostmem, (uint64_t)(uintptr_t)p, size, LC_HOSTMEM_SHARED, NULL)) {
+		pthread_mutex_unlock(&lc.lock);
+		host_mem_rpc(VG_HM_FREE, (uint64_t)(uintptr_t)p, 0, -1, NULL);
+		munmap(p, size);
+		return NULL;
+	}
+	pthread_mutex_unlock(&lc.lock);
+	return p;
+}
+
 static CUresult host_alloc(void **pp, size_t bytesize, unsigned int flags)
 {
 	CUresult res = lc_check();

@@ -279,3 +279,96 @@ VG_EXPORT CUresult cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t B
 	return unified_copy(dst, src, ByteCount, hStream ? hStream : CU_STREAM_PER_THREAD, 1,
 			    VG_FN_cuMemcpyAsync_ptsz);
 }
+
+/*
+ * Linear copies between the device and pageable memory.  Small ones carry
+ * their bytes in the message.  Large ones go in chunks: when the worker
+ * shares memory with us, through a per-thread pinned staging buffer (one
+ * memcpy here and a DMA there per chunk, instead of pushing the bytes through
+ * the socket); otherwise each chunk carries its bytes.
+ */
+#define LC_STAGE_BYTES (8u << 20)
+#define LC_STAGE_MIN   (256u << 10)
+
+void *lc_shared_alloc(size_t size);
+
+static __thread void *tls_stage;
+static __thread int tls_stage_failed;
+
+static void *stage_get(void)
+{
+	if (!tls_stage && !tls_stage_failed) {
+		tls_stage = lc_shared_alloc(LC_STAGE_BYTES);
+		tls_stage_failed = !tls_stage;
+	}
+	return tls_stage;
+}
+
+static CUresult htod(int fn, CUdeviceptr dst, const void *src, size_t n)
+{
+	uint64_t a[3] = { dst, (uint64_t)(uintptr_t)src, n };
+	void *stage;
+	size_t off, c;
+	CUresult res;
+
+	if (n < LC_STAGE_MIN || !src || lc_hostmem_shared(src, n))
+		return lc_call(fn, a);
+	/* Without shared memory the chunks carry their bytes: no message grows too big. */
+	stage = stage_get();
+	for (off = 0; off < n; off += c) {
+		c = n - off < LC_STAGE_BYTES ? n - off : LC_STAGE_BYTES;
+		if (stage)
+			memcpy(stage, (const uint8_t *)src + off, c);
+		a[0] = dst + off;
+		a[1] = stage ? (uint64_t)(uintptr_t)stage : (uint64_t)(uintptr_t)((const uint8_t *)src + off);
+		a[2] = c;
+		res = lc_call(fn, a);
+		if (res != CUDA_SUCCESS)
+			return res;
+	}
+	return CUDA_SUCCESS;
+}
+
+static CUresult dtoh(int fn, void *dst, CUdeviceptr src, size_t n)
+{
+	uint64_t a[3] = { (uint64_t)(uintptr_t)dst, src, n };
+	void *stage;
+	size_t off, c;
+	CUresult res;
+
+	if (n < LC_STAGE_MIN || !dst || lc_hostmem_shared(dst, n))
+		return lc_call(fn, a);
+	stage = stage_get();
+	for (off = 0; off < n; off += c) {
+		c = n - off < LC_STAGE_BYTES ? n - off : LC_STAGE_BYTES;
+		a[0] = stage ? (uint64_t)(uintptr_t)stage : (uint64_t)(uintptr_t)((uint8_t *)dst + off);
+		a[1] = src + off;
+		a[2] = c;
+		res = lc_call(fn, a);
+		if (res != CUDA_SUCCESS)
+			return res;
+		if (stage)
+			memcpy((uint8_t *)dst + off, stage, c);
+	}
+	return CUDA_SUCCESS;
+}
+
+VG_EXPORT CUresult cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)
+{
+	return htod(VG_FN_cuMemcpyHtoD_v2, dstDevice, srcHost, ByteCount);
+}
+
+VG_EXPORT CUresult cuMemcpyHtoD_v2_ptds(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)
+{
+	return htod(VG_FN_cuMemcpyHtoD_v2_ptds, dstDevice, srcHost, ByteCount);
+}
+
+VG_EXPORT CUresult cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)
+{
+	return dtoh(VG_FN_cuMemcpyDtoH_v2, dstHost, srcDevice, ByteCount);
+}
+
+VG_EXPORT CUresult cuMemcpyDtoH_v2_ptds(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)
+{
+	return dtoh(VG_FN_cuMemcpyDtoH_v2_ptds, dstHost, srcDevice, ByteCount);
+}

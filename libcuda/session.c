@@ -194,6 +194,21 @@ void lc_set_occupancy_callback(size_t (*cb)(int))
  * one's sequence number; a replied call from a thread other than the last
  * sender asks the host to run it only after those (VG_F_ORDERED).
  */
+/* How long a thread spins for a reply before it sleeps (VGPU_SPIN_US). */
+static unsigned int spin_us(void)
+{
+	static int us = -1;
+
+	if (us < 0) {
+		const char *e = getenv("VGPU_SPIN_US");
+
+		us = e && *e ? atoi(e) : 50;
+		if (us < 0 || us > 100000)
+			us = 50;
+	}
+	return (unsigned int)us;
+}
+
 static uint64_t last_async_seq;		/* atomic: newest no-reply call, any thread */
 static __thread uint64_t my_async_seq;	/* newest no-reply call of this thread */
 
@@ -286,6 +301,7 @@ CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, in
 	if (ret < 0)
 		goto lost;
 	for (;;) {
+		tp_chan_spin(t->chan, spin_us());
 		ret = tp_recv_msg(t->chan, &h, rep, VG_MSG_MAX, NULL);
 		if (ret < 0)
 			goto lost;

@@ -144,7 +144,7 @@ static void *thread_main(void *arg)
 
 	for (;;) {
 		/* Wait outside the lock, so others may peek at what is queued. */
-		if (poll(&pfd, 1, -1) < 0 && errno == EINTR)
+		if (!tp_chan_spin(t->chan, 50) && poll(&pfd, 1, -1) < 0 && errno == EINTR)
 			continue;
 		pthread_mutex_lock(&t->rx_lock);
 		ret = tp_recv_msg(t->chan, &h, &t->in, VG_MSG_MAX, &t->fd_in);

@@ -51,6 +51,14 @@ int tp_unix_pair(struct tp_chan **a, int *b_fd);         /* socketpair: one chan
 void tp_chan_destroy(struct tp_chan *c);
 
 /*
+ * Spins up to usec microseconds until the channel has something to read:
+ * 1 when it has, 0 when the time ran out.  A reply usually comes within a
+ * few microseconds; spinning that long costs less than sleeping and being
+ * woken.
+ */
+int tp_chan_spin(struct tp_chan *c, unsigned int usec);
+
+/*
  * Message helpers on top of the raw operations.
  *
  * tp_send_msg: fills h->len from the payload length, encodes the header and

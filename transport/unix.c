@@ -3,10 +3,12 @@
  * A channel is used by one thread at a time; callers serialise.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tp.h"
@@ -295,4 +297,27 @@ int tp_recv_msg(struct tp_chan *c, struct vg_hdr *h, struct vg_buf *buf, size_t 
 	if (!p && n)
 		return buf->err ? buf->err : -ENOMEM;
 	return n ? c->ops->recv(c, p, n, NULL) : 0;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int tp_chan_spin(struct tp_chan *c, unsigned int usec)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+	uint64_t end;
+
+	if (!usec)
+		return 0;
+	end = mono_ns() + (uint64_t)usec * 1000;
+	do {
+		if (poll(&p, 1, 0) > 0)
+			return 1;
+	} while (mono_ns() < end);
+	return 0;
 }
