@@ -1,0 +1,11 @@
+/*
+ * ELF notes of driver files: the worker refuses to load a "driver" that is
+ * really vgpu's own libcuda.so.1 (it carries a note owned by "vgpu").
+ */
+#ifndef VGPU_ELFNOTE_H
+#define VGPU_ELFNOTE_H
+
+/* 1 when the ELF file at path has a "vgpu" note, 0 when not, -errno on error. */
+int vd_elf_has_vgpu_note(const char *path);
+
+#endif
