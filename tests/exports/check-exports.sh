@@ -1,7 +1,8 @@
 #!/bin/sh
 # libcuda.so.1 exports exactly the cu* functions of NVIDIA's driver 580 (the
 # measured list minus the cudbg* debugger symbols), all as FUNC symbols, and
-# nothing else; its soname is libcuda.so.1 and it carries the "vgpu" note.
+# nothing else; its soname is libcuda.so.1, it carries the "vgpu" note, stays
+# mapped after dlclose, and needs no glibc newer than the README says.
 #   check-exports.sh LIB EXPORTS_LIST EXCLUDED_LIST
 set -u
 lib=$1 list=$2 excluded=$3
@@ -11,9 +12,12 @@ fail=0
 
 grep -v '^#' "$excluded" | sed '/^$/d' | sort > "$tmp/excluded"
 sort "$list" | comm -23 - "$tmp/excluded" > "$tmp/want"
-nm -D --defined-only "$lib" | awk '{print $2, $3}' | sort -k2 > "$tmp/have"
-awk '$1 != "T" {print $2}' "$tmp/have" | grep -v '^$' > "$tmp/notfunc" || true
-awk '{print $2}' "$tmp/have" | sort > "$tmp/names"
+# Defined dynamic symbols with their ELF type (weak definitions are
+# functions too: nm -D prints them as W, readelf as FUNC WEAK).
+nm -D --defined-only "$lib" | awk '{print $3}' | grep -v '^$' | sort > "$tmp/names"
+readelf --dyn-syms -W "$lib" | awk '$7 != "UND" && $8 != "" && NR > 3 {print $4, $8}' |
+	sort -u > "$tmp/types"
+awk '$1 != "FUNC" {print $2}' "$tmp/types" > "$tmp/notfunc"
 
 echo "want $(wc -l < "$tmp/want") functions; library defines $(wc -l < "$tmp/names") symbols"
 if ! cmp -s "$tmp/want" "$tmp/names"; then
@@ -43,5 +47,11 @@ if ! readelf -d "$lib" | grep -q 'NODELETE'; then
 	echo "FAIL: the library is not marked -z nodelete"
 	fail=1
 fi
-[ $fail = 0 ] && echo "ok: exports, soname, note and nodelete as required"
+# The README promises glibc 2.34: no newer symbol version may be referenced.
+newest=$(objdump -T "$lib" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -1)
+if [ -n "$newest" ] && [ "$(printf '%s\n2.34\n' "$newest" | sort -V | tail -1)" != "2.34" ]; then
+	echo "FAIL: the library needs glibc $newest; the README says 2.34"
+	fail=1
+fi
+[ $fail = 0 ] && echo "ok: exports, soname, note, nodelete and glibc <= 2.34 as required"
 exit $fail
