@@ -8,6 +8,8 @@
  * other call that may change it; then the host is asked again.  A context's
  * device never changes; it is kept with the context's handle.
  */
+#include <string.h>
+
 #include "lc.h"
 
 static __thread int cur_known;
@@ -114,5 +116,94 @@ VG_EXPORT CUresult cuCtxGetDevice(CUdevice *device)
 	res = lc_call(VG_FN_cuCtxGetDevice, a);
 	if (res == CUDA_SUCCESS && cur_known && cur_ctx)
 		ctx_device_set(cur_ctx, *device);
+	return res;
+}
+
+VG_EXPORT CUresult cuCtxGetDevice_v2(CUdevice *device, CUcontext ctx)
+{
+	uint64_t a[2] = { (uint64_t)(uintptr_t)device, (uint64_t)(uintptr_t)ctx };
+	uint64_t id = (uint64_t)(uintptr_t)ctx;
+	CUresult res = lc_check();
+	int dev;
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!device)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!id && cur_known)
+		id = cur_ctx;
+	if (id) {
+		dev = ctx_device(id);
+		if (dev >= 0) {
+			*device = dev;
+			return CUDA_SUCCESS;
+		}
+	}
+	res = lc_call(VG_FN_cuCtxGetDevice_v2, a);
+	if (res == CUDA_SUCCESS && id)
+		ctx_device_set(id, *device);
+	return res;
+}
+
+/*
+ * Primary context state changes only through this process's calls (any
+ * thread's): it is kept per device and forgotten after any call that may
+ * change it.
+ */
+static pthread_mutex_t prim_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	int known;
+	unsigned int flags;
+	int active;
+} prim[LC_DEV_MAX];
+
+void lc_primary_after_call(int fn);
+void lc_primary_after_call(int fn)
+{
+	switch (fn) {
+	case VG_FN_cuDevicePrimaryCtxRetain:
+	case VG_FN_cuDevicePrimaryCtxRelease:
+	case VG_FN_cuDevicePrimaryCtxRelease_v2:
+	case VG_FN_cuDevicePrimaryCtxReset:
+	case VG_FN_cuDevicePrimaryCtxReset_v2:
+	case VG_FN_cuDevicePrimaryCtxSetFlags:
+	case VG_FN_cuDevicePrimaryCtxSetFlags_v2:
+	case VG_FN_cuCtxSetFlags:
+		pthread_mutex_lock(&prim_lock);
+		memset(prim, 0, sizeof(prim));
+		pthread_mutex_unlock(&prim_lock);
+		break;
+	default:
+		break;
+	}
+}
+
+VG_EXPORT CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *active)
+{
+	uint64_t a[3] = { (uint64_t)(int64_t)dev, (uint64_t)(uintptr_t)flags, (uint64_t)(uintptr_t)active };
+	CUresult res = lc_check();
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!lc_device(dev))
+		return CUDA_ERROR_INVALID_DEVICE;
+	if (!flags || !active)
+		return CUDA_ERROR_INVALID_VALUE;
+	pthread_mutex_lock(&prim_lock);
+	if (prim[dev].known) {
+		*flags = prim[dev].flags;
+		*active = prim[dev].active;
+		pthread_mutex_unlock(&prim_lock);
+		return CUDA_SUCCESS;
+	}
+	pthread_mutex_unlock(&prim_lock);
+	res = lc_call(VG_FN_cuDevicePrimaryCtxGetState, a);
+	if (res == CUDA_SUCCESS) {
+		pthread_mutex_lock(&prim_lock);
+		prim[dev].known = 1;
+		prim[dev].flags = *flags;
+		prim[dev].active = *active;
+		pthread_mutex_unlock(&prim_lock);
+	}
 	return res;
 }
