@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "elfnote.h"
@@ -399,6 +400,55 @@ static void serve_control(void)
 	vg_buf_fini(&b);
 }
 
+/*
+ * The worker's environment must not lead the driver back to vgpu: drop every
+ * LD_LIBRARY_PATH entry holding vgpu's libcuda.so.1 (the loader reads the
+ * variable at start, so the worker re-executes itself once), and give the
+ * JIT a writable cache when the client did not choose one.
+ */
+static void sanitize_environment(char **argv)
+{
+	const char *lp = getenv("LD_LIBRARY_PATH");
+	char *copy, *tok, *save = NULL, kept[8192] = "", lib[4200];
+	int dropped = 0;
+
+	if (!getenv("CUDA_CACHE_PATH")) {
+		const char *home = getenv("HOME");
+
+		if (!home || access(home, W_OK) != 0) {
+			char dir[256];
+
+			snprintf(dir, sizeof(dir), "/tmp/vgpu-jit-cache-%d", (int)getuid());
+			mkdir(dir, 0700);
+			setenv("CUDA_CACHE_PATH", dir, 1);
+		}
+	}
+	if (!lp || getenv("VGPU_WORKER_SANITIZED"))
+		return;
+	copy = strdup(lp);
+	if (!copy)
+		return;
+	for (tok = strtok_r(copy, ":", &save); tok; tok = strtok_r(NULL, ":", &save)) {
+		snprintf(lib, sizeof(lib), "%s/libcuda.so.1", tok);
+		if (vd_elf_has_vgpu_note(lib) == 1) {
+			dropped = 1;
+			continue;
+		}
+		if (strlen(kept) + strlen(tok) + 2 < sizeof(kept)) {
+			if (kept[0])
+				strcat(kept, ":");
+			strcat(kept, tok);
+		}
+	}
+	free(copy);
+	if (!dropped)
+		return;
+	setenv("LD_LIBRARY_PATH", kept, 1);
+	setenv("VGPU_WORKER_SANITIZED", "1", 1);
+	execv("/proc/self/exe", argv);
+	VG_WARN("cannot re-execute the worker with a clean library path: %s", strerror(errno));
+}
+
 int main(int argc, char **argv)
 {
 	const char *driver = NULL;
@@ -406,6 +456,7 @@ int main(int argc, char **argv)
 
 	vg_log_set_component("vgpu-worker");
 	signal(SIGPIPE, SIG_IGN);
+	sanitize_environment(argv);
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--fd") && i + 1 < argc)
 			fd = atoi(argv[++i]);
