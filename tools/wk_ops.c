@@ -805,6 +805,75 @@ static CUresult op_host_mem(struct wk_thread *t, struct vg_rd *r, struct vg_buf 
 	}
 }
 
+/* ATTR_VALUE: documented in include/vgpu/ops.h. */
+static CUresult op_attr_value(struct vg_rd *r, struct vg_buf *out)
+{
+	uint32_t which = vg_get_u32(r), size, dev = 0;
+	void *pool = NULL;
+	uint8_t val[8] = { 0 };
+	CUresult res = CUDA_SUCCESS;
+	int attr, set;
+
+	if (which > VG_AV_GRAPHMEM_SET)
+		wk_fatal("malformed ATTR_VALUE");
+	if (which <= VG_AV_POOL_SET)
+		res = wk_get_handle(r, VG_H_CUmemoryPool, &pool);
+	else
+		dev = vg_get_u32(r);
+	attr = (int)vg_get_u32(r);
+	size = vg_attr_value_size(which, attr);
+	set = which == VG_AV_POOL_SET || which == VG_AV_GRAPHMEM_SET;
+	if (set && size) {
+		const void *q = vg_get_bytes(r, size);
+
+		if (q)
+			memcpy(val, q, size);
+	}
+	if (r->err || r->off != r->len || !size)
+		wk_fatal("malformed ATTR_VALUE");
+	if (res != CUDA_SUCCESS)
+		return res;
+	switch (which) {
+	case VG_AV_POOL_GET:
+		res = WK_CALL(cuMemPoolGetAttribute, (CUmemoryPool)pool, (CUmemPool_attribute)attr, val);
+		break;
+	case VG_AV_POOL_SET:
+		res = WK_CALL(cuMemPoolSetAttribute, (CUmemoryPool)pool, (CUmemPool_attribute)attr, val);
+		break;
+	case VG_AV_GRAPHMEM_GET:
+		res = WK_CALL(cuDeviceGetGraphMemAttribute, (CUdevice)dev, (CUgraphMem_attribute)attr, val);
+		break;
+	default:
+		res = WK_CALL(cuDeviceSetGraphMemAttribute, (CUdevice)dev, (CUgraphMem_attribute)attr, val);
+		break;
+	}
+	if (res == CUDA_SUCCESS && !set)
+		vg_put_blob(out, val, size);
+	return res;
+}
+
+/* GRAPH_UPDATE: documented in libcuda/attrvalue.c. */
+static CUresult op_graph_update(struct vg_rd *r, struct vg_buf *out)
+{
+	void *exec, *graph;
+	CUresult r1 = wk_get_handle(r, VG_H_CUgraphExec, &exec);
+	CUresult r2 = wk_get_handle(r, VG_H_CUgraph, &graph);
+	CUgraphExecUpdateResultInfo info;
+	CUresult res;
+
+	if (r->err || r->off != r->len)
+		wk_fatal("malformed GRAPH_UPDATE");
+	if (r1 != CUDA_SUCCESS || r2 != CUDA_SUCCESS)
+		return r1 != CUDA_SUCCESS ? r1 : r2;
+	memset(&info, 0, sizeof(info));
+	res = WK_CALL(cuGraphExecUpdate_v2, (CUgraphExec)exec, (CUgraph)graph, &info);
+	vg_put_u32(out, (uint32_t)res);
+	vg_put_u32(out, (uint32_t)info.result);
+	wk_put_handle(out, info.errorNode, VG_H_CUgraphNode);
+	wk_put_handle(out, info.errorFromNode, VG_H_CUgraphNode);
+	return CUDA_SUCCESS;
+}
+
 CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_buf *out)
 {
 	switch (op) {
@@ -840,6 +909,10 @@ CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_
 		return op_capture_info(r, out);
 	case VG_OP_HOST_MEM:
 		return op_host_mem(t, r, out);
+	case VG_OP_ATTR_VALUE:
+		return op_attr_value(r, out);
+	case VG_OP_GRAPH_UPDATE:
+		return op_graph_update(r, out);
 	default:
 		wk_fatal("unknown operation %#x", op);
 	}

@@ -22,6 +22,8 @@ enum vg_op_more {
 	VG_OP_MEMLOC        = VG_OP_BASE + 14,	/* functions whose structs hold memory locations */
 	VG_OP_CAPTURE_INFO  = VG_OP_BASE + 15,	/* cuStreamGetCaptureInfo_v2 / _v3 */
 	VG_OP_HOST_MEM      = VG_OP_BASE + 16,	/* pinned memory shared with the worker */
+	VG_OP_ATTR_VALUE    = VG_OP_BASE + 17,	/* pool and graph-memory attributes (void *value) */
+	VG_OP_GRAPH_UPDATE  = VG_OP_BASE + 18,	/* cuGraphExecUpdate_v2 */
 };
 
 /* HOST_CALL ops (host -> guest, answered with HOST_RETURN). */
@@ -69,6 +71,25 @@ enum vg_host_mem_fn {
 	VG_HM_DEVPTR = 2,
 };
 #define VG_HOST_ALLOC_MAX (64ull << 30)	/* one pinned allocation */
+
+/*
+ * VG_OP_ATTR_VALUE: u32 which, the object (u64 pool id, or u32 device),
+ * u32 attribute, then for a set the value's bytes; a get replies with them.
+ * Every attribute of these families is an int or a 64-bit integer.
+ */
+enum vg_attr_value_fn {
+	VG_AV_POOL_GET = 0,
+	VG_AV_POOL_SET = 1,
+	VG_AV_GRAPHMEM_GET = 2,
+	VG_AV_GRAPHMEM_SET = 3,
+};
+
+static inline uint32_t vg_attr_value_size(uint32_t which, int attr)
+{
+	if (which <= VG_AV_POOL_SET)
+		return attr >= 1 && attr <= 3 ? 4 : attr >= 4 && attr <= 8 ? 8 : 0;
+	return attr >= 0 && attr <= 3 ? 8 : 0;
+}
 
 #define VG_ACCESS_DESC_MAX 64	/* descriptors of one cuMemSetAccess */
 #define VG_CAPTURE_DEPS_MAX 4096	/* dependencies one capture-info reply carries */

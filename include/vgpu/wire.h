@@ -50,9 +50,9 @@ enum vg_kind {
 	VG_MSG_REPLY         = 6,  /* host -> guest, thread channel */
 	VG_MSG_HOST_CALL     = 7,  /* host -> guest (reserved: callbacks) */
 	VG_MSG_HOST_RETURN   = 8,  /* guest -> host (reserved: callbacks) */
-	VG_MSG_ERROR         = 9,  /* either way: protocol error, text payload; the sender closes */
+	VG_MSG_ERROR         = 9,  /* either way: protocol error, code + text; the sender closes */
 	VG_MSG_STATS         = 10, /* guest -> host, control: ask for call counts */
-	VG_MSG_STATS_REPLY   = 11, /* host -> guest, control: text "name count\n"... */
+	VG_MSG_STATS_REPLY   = 11, /* host -> guest, control: (function id, count) pairs */
 	VG_MSG_KIND_MAX      = 11,
 };
 
@@ -71,13 +71,19 @@ enum vg_kind {
  * The header, 32 bytes, little-endian:
  *   off  size  field
  *     0     4  len     total message length in bytes, header included; 32 <= len <= VG_MSG_MAX
- *     4     2  kind    enum vg_kind
- *     6     2  flags   VG_F_*; unknown bits are an error
- *     8     4  op      CALL/REPLY: operation id (generated VG_FN_* or VG_OP_*); else 0
- *    12     4  tid     the guest thread id the channel belongs to (0 on control)
- *    16     8  seq     global sequence number assigned by the guest (REPLY echoes it)
- *    24     4  status  REPLY/WELCOME: CUresult or refusal code; else 0
+ *     4     2  kind    enum vg_kind, 1..VG_MSG_KIND_MAX
+ *     6     2  flags   VG_F_*; a bit outside VG_F_FLAGS_KNOWN is an error
+ *     8     4  op      CALL/REPLY: operation id (generated VG_FN_* or VG_OP_*);
+ *                      HOST_CALL/HOST_RETURN: VG_HC_* (include/vgpu/ops.h); else 0
+ *    12     4  tid     the id of the thread channel the message travels on (0 on
+ *                      the control channel); THREAD_OPENED: the new channel's id
+ *    16     8  seq     global sequence number assigned by the guest; REPLY and
+ *                      THREAD_OPENED echo the request's, HOST_RETURN the HOST_CALL's
+ *    24     4  status  REPLY/HOST_RETURN: CUresult of the call; WELCOME/THREAD_OPENED:
+ *                      0 or the CUresult of a refusal; else 0 (signed)
  *    28     4  reserved, must be 0
+ * There is no magic in the header: HELLO carries it, and every later
+ * header is checked field by field (vg_hdr_decode).
  */
 struct vg_hdr {
 	uint32_t len;
@@ -95,10 +101,10 @@ struct vg_hdr {
 #define VG_CAP_SHM           (1ull << 1)   /* shared-memory rings (later) */
 
 /*
- * HELLO payload (guest -> host):
+ * HELLO payload (guest -> host), 28 bytes + the entries:
  *   u32 magic           VG_WIRE_MAGIC
- *   u16 version         VG_WIRE_VERSION of the guest
- *   u16 min_version     oldest version the guest can speak
+ *   u16 version         the newest VG_WIRE_VERSION the guest speaks
+ *   u16 min_version     the oldest version the guest speaks, <= version
  *   u64 caps            VG_CAP_* the guest offers
  *   i32 driver_version  the guest library's compiled-in driver API version (13000)
  *   u32 pid             guest process id (informational)
@@ -106,6 +112,9 @@ struct vg_hdr {
  *   nenv times:
  *     u32 n             bytes, 1 <= n <= VG_ENV_ENTRY_MAX
  *     n bytes           "KEY=VALUE", no NUL
+ * Nothing may follow the last entry.  A HELLO whose range excludes this
+ * build's VG_WIRE_VERSION still decodes (vg_hello_check_version says so),
+ * so the worker can answer it with a WELCOME that explains the refusal.
  */
 struct vg_hello {
 	uint32_t magic;
@@ -115,20 +124,20 @@ struct vg_hello {
 	int32_t  driver_version;
 	uint32_t pid;
 	uint32_t nenv;
-	const char *env[VG_ENV_MAX];     /* decode: pointers into the message buffer */
+	const char *env[VG_ENV_MAX];     /* decode: pointers into the message buffer, not NUL-terminated */
 	uint32_t env_len[VG_ENV_MAX];
 };
 
 /*
- * WELCOME payload (host -> guest), header status = 0 when accepted, else a
- * CUresult the guest's cuInit returns:
+ * WELCOME payload (host -> guest), 24 bytes + the text; header status = 0
+ * when accepted, else the CUresult the guest's cuInit returns:
  *   u16 version         the version the session speaks
  *   u16 reserved        0
  *   u64 caps            VG_CAP_* granted
  *   i32 driver_version  the host driver's cuDriverGetVersion
  *   u32 worker_pid
  *   u32 ntext           <= VG_TEXT_MAX
- *   ntext bytes         a human-readable reason (empty when accepted)
+ *   ntext bytes         a human-readable reason, no NUL (empty when accepted)
  */
 struct vg_welcome {
 	uint16_t version;
@@ -136,19 +145,65 @@ struct vg_welcome {
 	int32_t  driver_version;
 	uint32_t worker_pid;
 	uint32_t ntext;
-	const char *text;
+	const char *text;                /* decode: points into the message buffer */
 };
 
 /*
- * THREAD_OPEN payload: u32 guest_tid (the OS thread id, informational).
- * THREAD_OPENED payload: u32 channel_tid (the id the guest puts in vg_hdr.tid
- * on that channel); header status 0, or a CUresult when refused.
- * ERROR payload: u32 n, n bytes of text.
- *
+ * THREAD_OPEN payload (guest -> host, control channel), 4 bytes:
+ *   u32 guest_tid       the calling OS thread's id (informational: logs)
+ */
+struct vg_thread_open {
+	uint32_t guest_tid;
+};
+
+/*
+ * THREAD_OPENED payload (host -> guest, control channel), 8 bytes; when the
+ * channel was opened, one end of a new stream socket pair travels with the
+ * message (SCM_RIGHTS, attached to its first byte):
+ *   u32 tid             the new channel's id: the guest puts it in vg_hdr.tid
+ *                       on that channel (also in this message's header tid)
+ *   u32 status          0, or the CUresult of a refusal (no fd then); the
+ *                       header's status carries the same code
+ */
+struct vg_thread_opened {
+	uint32_t tid;
+	uint32_t status;
+};
+
+/*
+ * ERROR payload (either way, any channel): the sender closes after it.
+ *   u32 code            a positive errno value saying what went wrong
+ *                       (EPROTO, EPROTONOSUPPORT, EMSGSIZE, ...)
+ *   u32 ntext           <= VG_TEXT_MAX (VG_NULL_LEN is refused: never NULL)
+ *   ntext bytes         a human-readable explanation, no NUL
+ */
+struct vg_error {
+	uint32_t code;
+	uint32_t ntext;
+	const char *text;                /* decode: points into the message buffer */
+};
+
+/*
+ * STATS payload (guest -> host, control channel): empty.
+ * STATS_REPLY payload (host -> guest, control channel):
+ *   u32 n               entries, <= VG_STATS_MAX
+ *   n times (12 bytes each):
+ *     u32 fn            a generated VG_FN_* id
+ *     u64 count         driver calls of that function made by the worker
+ * Functions never called are left out.
+ */
+#define VG_STATS_MAX         4096u
+struct vg_stat {
+	uint32_t fn;
+	uint64_t count;
+};
+
+/*
  * CALL payload: the arguments of operation `op`, encoded in order by the
  * API descriptor (include/vgpu/api.h) or, for VG_OP_* operations, as
- * documented beside each below.
+ * documented in include/vgpu/ops.h and at their handlers.
  * REPLY payload: the outputs of `op` in order (header status is the CUresult).
+ * HOST_CALL / HOST_RETURN: arguments / results of the VG_HC_* call in `op`.
  */
 
 /* Hand-written operations live above the generated function ids. */
@@ -162,19 +217,30 @@ enum vg_op {
 	VG_OP_MAX            = VG_OP_BASE + 64,
 };
 
-/* Codec: little-endian writer and bounds-checked reader (transport/wire.c). */
+/*
+ * Codec: little-endian writer and bounds-checked reader (transport/wire.c).
+ *
+ * The writer grows on demand.  When a put fails (no memory, or the buffer
+ * would outgrow VG_MSG_MAX) it records the error and every later put is a
+ * no-op, so an encoder checks err once, at the end.
+ */
 struct vg_buf {
-	uint8_t *p;
-	size_t len;
-	size_t cap;
-	int err;            /* sticky: -ENOMEM or -EMSGSIZE */
+	uint8_t *p;         /* the bytes written so far (NULL until the first put) */
+	size_t len;         /* bytes written */
+	size_t cap;         /* bytes allocated at p */
+	int err;            /* sticky: 0, -ENOMEM or -EMSGSIZE; vg_buf_reset clears it */
 };
 
+/*
+ * The reader never reads outside [p, p + len).  Reading past the end sets
+ * err and returns zeros (NULL for pointers); once err is set every get does
+ * the same, so a decoder checks err once, after its last get.
+ */
 struct vg_rd {
-	const uint8_t *p;
-	size_t len;
-	size_t off;
-	int err;            /* sticky: -EBADMSG on any overrun */
+	const uint8_t *p;   /* the message bytes (not owned) */
+	size_t len;         /* bytes at p */
+	size_t off;         /* bytes consumed, <= len */
+	int err;            /* sticky: 0, -EBADMSG (overrun) or -EMSGSIZE (blob over its max) */
 };
 
 void vg_buf_init(struct vg_buf *b);
@@ -202,14 +268,39 @@ const void *vg_get_bytes(struct vg_rd *r, size_t n);
  * NULL blob; a blob longer than max sets the error. */
 const void *vg_get_blob(struct vg_rd *r, uint32_t max, uint32_t *n, int *is_null);
 
+/*
+ * Decoders below take a reader over exactly one message's payload and
+ * return 0, -EPROTO when the payload breaks a rule (truncated, trailing
+ * bytes, bad magic, a reserved field not 0) or -EMSGSIZE when a count or a
+ * length is over its named maximum.  Pointers they store point into the
+ * reader's buffer.  Encoders append to a vg_buf and return 0 or its error;
+ * they refuse (-EMSGSIZE, nothing written) a message that would not decode.
+ */
+
+/* Writes h with reserved = 0; h->len must already be set. */
 void vg_hdr_encode(const struct vg_hdr *h, uint8_t out[VG_HDR_SIZE]);
-/* 0, or -EBADMSG when the header breaks a rule (length bounds, kind,
- * flags, reserved). */
+/* 0; -EMSGSIZE when len > VG_MSG_MAX; -EPROTO when len < VG_HDR_SIZE, the
+ * kind is unknown, a flag is unknown or reserved != 0.  *h is filled in
+ * either way (for logs). */
 int vg_hdr_decode(const uint8_t in[VG_HDR_SIZE], struct vg_hdr *h);
 
 int vg_hello_encode(const struct vg_hello *m, struct vg_buf *b);
 int vg_hello_decode(struct vg_rd *r, struct vg_hello *m);
+/* 0 when [min_version, version] includes VG_WIRE_VERSION, else -EPROTONOSUPPORT. */
+int vg_hello_check_version(const struct vg_hello *m);
 int vg_welcome_encode(const struct vg_welcome *m, struct vg_buf *b);
 int vg_welcome_decode(struct vg_rd *r, struct vg_welcome *m);
+int vg_thread_open_encode(const struct vg_thread_open *m, struct vg_buf *b);
+int vg_thread_open_decode(struct vg_rd *r, struct vg_thread_open *m);
+int vg_thread_opened_encode(const struct vg_thread_opened *m, struct vg_buf *b);
+int vg_thread_opened_decode(struct vg_rd *r, struct vg_thread_opened *m);
+int vg_error_encode(const struct vg_error *m, struct vg_buf *b);
+int vg_error_decode(struct vg_rd *r, struct vg_error *m);
+int vg_stats_encode(struct vg_buf *b);
+int vg_stats_decode(struct vg_rd *r);
+int vg_stats_reply_encode(const struct vg_stat *v, uint32_t n, struct vg_buf *b);
+/* Stores up to max entries in v; *n gets the count; more than max (or than
+ * VG_STATS_MAX) is -EMSGSIZE. */
+int vg_stats_reply_decode(struct vg_rd *r, struct vg_stat *v, uint32_t max, uint32_t *n);
 
 #endif
