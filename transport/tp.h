@@ -6,8 +6,14 @@
  * message.  The unix-socket channel is the first kind; shared-memory rings,
  * vsock and TCP plug in behind the same operations table.
  *
- * Error idiom: 0 or a negative errno.  -EPIPE means the peer is gone.
- * All sockets are O_CLOEXEC; sends use MSG_NOSIGNAL; EINTR is retried.
+ * Error idiom: 0 or a negative errno.  -EPIPE (sending) and -ECONNRESET
+ * (receiving, also on an orderly EOF) mean the peer is gone.
+ * All sockets and received descriptors are O_CLOEXEC; sends use MSG_NOSIGNAL
+ * (a dead peer never raises SIGPIPE); EINTR is retried.
+ *
+ * Threads: a channel is used by one thread at a time (one sender and one
+ * receiver may not overlap either); callers that share one serialise.
+ * There is no global state.
  */
 #ifndef VGPU_TP_H
 #define VGPU_TP_H
@@ -22,10 +28,14 @@ struct tp_chan;
 
 struct tp_chan_ops {
 	const char *name;
-	/* Send one message: iov[] concatenated is header + payload.  fd >= 0
-	 * is passed along (if the channel kind cannot, -ENOTSUP). */
+	/* Send one message: iov[] concatenated (at most 8) is header +
+	 * payload, all of it or an error.  fd >= 0 is passed along, attached
+	 * to the first byte (if the channel kind cannot, -ENOTSUP); the
+	 * caller keeps its own copy. */
 	int (*send)(struct tp_chan *c, const struct iovec *iov, int iovcnt, int fd);
-	/* Receive exactly n bytes; *fd gets a passed descriptor or stays -1. */
+	/* Receive exactly n bytes; -ECONNRESET on EOF before n.  When fd is
+	 * not NULL and *fd < 0, *fd gets the first descriptor that arrives;
+	 * every other one is closed. */
 	int (*recv)(struct tp_chan *c, void *p, size_t n, int *fd);
 	void (*destroy)(struct tp_chan *c);
 };
@@ -37,13 +47,15 @@ struct tp_chan {
 	uint64_t bytes_received;
 };
 
-/* Parse VGPU_SERVER-style addresses.  Only "unix:PATH" is implemented now;
- * others give -EPROTONOSUPPORT. */
+/* Parse VGPU_SERVER-style addresses.  Only "unix:PATH" is implemented now
+ * ("unix:@NAME" is an abstract socket); others give -EPROTONOSUPPORT. */
 int tp_connect(const char *address, struct tp_chan **out);
 
 /* Unix-socket channels. */
 int tp_unix_connect(const char *path, struct tp_chan **out);
-int tp_unix_listen(const char *path, int *listen_fd);   /* removes a stale socket file */
+/* Removes a stale socket file (one nobody accepts on) first; a live one is
+ * -EADDRINUSE, a path that is no socket -EEXIST (left alone). */
+int tp_unix_listen(const char *path, int *listen_fd);
 int tp_unix_accept(int listen_fd, struct tp_chan **out);
 int tp_unix_wrap(int fd, struct tp_chan **out);          /* takes ownership of fd */
 int tp_unix_pair(struct tp_chan **a, int *b_fd);         /* socketpair: one channel, one raw fd */
@@ -59,15 +71,40 @@ void tp_chan_destroy(struct tp_chan *c);
 int tp_chan_spin(struct tp_chan *c, unsigned int usec);
 
 /*
+ * Shared-memory channels (transport/ring.c): two single-producer rings in a
+ * sealed memfd, beside a socket that carries descriptors and tells when the
+ * peer is gone.  The guest creates the memfd and sends it on the socket; both
+ * sides then wrap their socket channel with tp_ring_wrap (the creator sends on
+ * the first ring).  A message with a descriptor sets VG_F_FD; the descriptor
+ * travels on the socket and tp_recv_msg collects it.
+ */
+#define TP_RING_BYTES_MAX (64u << 20)
+size_t tp_ring_map_size(uint32_t ring_bytes);
+int tp_ring_create_fd(uint32_t ring_bytes);
+int tp_ring_wrap(struct tp_chan *sock, int memfd, uint32_t ring_bytes, int creator, struct tp_chan **out);
+int tp_chan_is_ring(const struct tp_chan *c);
+/* Copies the next n unread bytes without consuming them: 1, or 0 when fewer are there. */
+int tp_ring_peek(struct tp_chan *c, void *p, size_t n);
+int tp_ring_readable(struct tp_chan *c);
+/* Waits (spin, yield, futex) until there is something to read: 0, or -ECONNRESET. */
+int tp_ring_wait_readable(struct tp_chan *c);
+/* Receives the descriptor announced by VG_F_FD from the socket. */
+int tp_ring_take_fd(struct tp_chan *c, int *fd);
+/* Tests only: called inside the wake-up handshake to widen its races. */
+extern void (*tp_ring_delay_hook)(void);
+
+/*
  * Message helpers on top of the raw operations.
  *
- * tp_send_msg: fills h->len from the payload length, encodes the header and
- * sends header + payload as one message.
+ * tp_send_msg / tp_send_msgv: fill h->len from the payload length (at most
+ * 7 iovecs; over VG_MSG_MAX is -EMSGSIZE), encode the header and send
+ * header + payload with one send operation, fd attached when >= 0.
  *
- * tp_recv_msg: reads one header, validates it (vg_hdr_decode), and reads the
- * payload into *buf (grown as needed, never beyond max_len).  A message
- * longer than max_len, or a malformed header, gives -EBADMSG: the caller
- * must end the session, the stream is no longer in sync.
+ * tp_recv_msg: reads one header, validates it (vg_hdr_decode: -EPROTO or
+ * -EMSGSIZE), and reads the payload into *buf (reset, grown as needed).  A
+ * payload longer than max_len is -EMSGSIZE and is left unread.  After any
+ * error the stream is out of sync: the caller must end the session.  *fd
+ * (when fd is not NULL) gets a descriptor sent with the header, or -1.
  */
 int tp_send_msg(struct tp_chan *c, struct vg_hdr *h, const void *payload, size_t n, int fd);
 int tp_send_msgv(struct tp_chan *c, struct vg_hdr *h, const struct iovec *iov, int iovcnt, int fd);
