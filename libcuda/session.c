@@ -121,6 +121,37 @@ out:
 	return c;
 }
 
+/*
+ * Moves a thread channel to shared-memory rings when the worker shares our
+ * kernel (VGPU_RING=1, while descriptor passing on rings is finished): RING_ATTACH goes on the socket with
+ * the memfd; once answered, both sides use the rings.
+ */
+static void chan_ring_attach(struct lc_tchan *t)
+{
+	struct vg_hdr h = { .kind = VG_MSG_CALL, .op = VG_OP_RING_ATTACH, .tid = t->tid };
+	const char *e = getenv("VGPU_RING");
+	struct tp_chan *ring;
+	struct vg_buf b;
+	uint8_t payload[4];
+	int fd, i;
+
+	if (!(lc.caps & VG_CAP_SHM) || !e || strcmp(e, "1") != 0)
+		return;
+	fd = tp_ring_create_fd(VG_RING_BYTES);
+	if (fd < 0)
+		return;
+	for (i = 0; i < 4; i++)
+		payload[i] = (uint8_t)(VG_RING_BYTES >> (8 * i));
+	vg_buf_init(&b);
+	h.seq = next_seq();
+	if (tp_send_msg(t->chan, &h, payload, sizeof(payload), fd) == 0 &&
+	    tp_recv_msg(t->chan, &h, &b, 64, NULL) == 0 && h.kind == VG_MSG_REPLY && h.status == 0 &&
+	    tp_ring_wrap(t->chan, fd, VG_RING_BYTES, 1, &ring) == 0)
+		t->chan = ring;
+	vg_buf_fini(&b);
+	close(fd);
+}
+
 /* Opens this thread's channel and binds it to the thread. */
 static struct lc_tchan *chan_open(void)
 {
@@ -133,6 +164,7 @@ static struct lc_tchan *chan_open(void)
 		free(t);
 		return NULL;
 	}
+	chan_ring_attach(t);
 	vg_buf_init(&t->buf);
 	pthread_setspecific(chan_key, t);
 	return t;
@@ -301,7 +333,9 @@ CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, in
 	if (ret < 0)
 		goto lost;
 	for (;;) {
-		tp_chan_spin(t->chan, spin_us());
+		/* Rings spin by themselves; sockets spin here before sleeping. */
+		if (!tp_chan_is_ring(t->chan))
+			tp_chan_spin(t->chan, spin_us());
 		ret = tp_recv_msg(t->chan, &h, rep, VG_MSG_MAX, NULL);
 		if (ret < 0)
 			goto lost;

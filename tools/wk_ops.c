@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "tp.h"
 #include "vgpu/ops.h"
@@ -874,6 +875,25 @@ static CUresult op_graph_update(struct vg_rd *r, struct vg_buf *out)
 	return CUDA_SUCCESS;
 }
 
+/*
+ * RING_ATTACH: u32 ring bytes, the memfd attached.  Checked now; the channel
+ * moves to the rings right after the reply (which still goes on the socket).
+ */
+static CUresult op_ring_attach(struct wk_thread *t, struct vg_rd *r)
+{
+	uint32_t bytes = vg_get_u32(r);
+
+	if (r->err || r->off != r->len || t->fd_in < 0 || t->callback)
+		wk_fatal("malformed RING_ATTACH");
+	if (bytes < 4096 || bytes > TP_RING_BYTES_MAX || (bytes & (bytes - 1)))
+		wk_fatal("RING_ATTACH with %u-byte rings", bytes);
+	t->ring_fd = dup(t->fd_in);
+	if (t->ring_fd < 0)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	t->ring_bytes = bytes;
+	return CUDA_SUCCESS;
+}
+
 CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_buf *out)
 {
 	switch (op) {
@@ -913,6 +933,8 @@ CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_
 		return op_attr_value(r, out);
 	case VG_OP_GRAPH_UPDATE:
 		return op_graph_update(r, out);
+	case VG_OP_RING_ATTACH:
+		return op_ring_attach(t, r);
 	default:
 		wk_fatal("unknown operation %#x", op);
 	}

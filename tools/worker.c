@@ -115,7 +115,10 @@ static void wait_ordered(struct wk_thread *self, uint64_t seq)
 				pthread_cond_wait(&t->rx_cond, &t->rx_lock);
 				continue;
 			}
-			n = recv(t->chan->fd, hb, sizeof(hb), MSG_PEEK | MSG_DONTWAIT);
+			if (tp_chan_is_ring(t->chan))
+				n = tp_ring_peek(t->chan, hb, sizeof(hb)) ? (ssize_t)sizeof(hb) : 0;
+			else
+				n = recv(t->chan->fd, hb, sizeof(hb), MSG_PEEK | MSG_DONTWAIT);
 			if (n == (ssize_t)sizeof(hb) && vg_hdr_decode(hb, &h) == 0 &&
 			    (h.flags & VG_F_NO_REPLY) && h.seq < seq) {
 				pthread_cond_wait(&t->rx_cond, &t->rx_lock);
@@ -145,8 +148,12 @@ static void *thread_main(void *arg)
 
 	for (;;) {
 		/* Wait outside the lock, so others may peek at what is queued. */
-		if (!tp_chan_spin(t->chan, 50) && poll(&pfd, 1, -1) < 0 && errno == EINTR)
+		if (tp_chan_is_ring(t->chan)) {
+			if (tp_ring_wait_readable(t->chan) < 0)
+				break;
+		} else if (!tp_chan_spin(t->chan, 50) && poll(&pfd, 1, -1) < 0 && errno == EINTR) {
 			continue;
+		}
 		pthread_mutex_lock(&t->rx_lock);
 		ret = tp_recv_msg(t->chan, &h, &t->in, VG_MSG_MAX, &t->fd_in);
 		noreply = ret == 0 && (h.flags & VG_F_NO_REPLY);
@@ -199,6 +206,19 @@ static void *thread_main(void *arg)
 			break;
 		if (t->callback)
 			break;		/* host functions' trampolines own it now */
+		if (t->ring_fd >= 0) {
+			struct tp_chan *ring;
+
+			pthread_mutex_lock(&t->rx_lock);
+			ret = tp_ring_wrap(t->chan, t->ring_fd, t->ring_bytes, 0, &ring);
+			if (ret == 0)
+				t->chan = ring;
+			pthread_mutex_unlock(&t->rx_lock);
+			close(t->ring_fd);
+			t->ring_fd = -1;
+			if (ret < 0)
+				wk_fatal("cannot map the guest's rings: %s", strerror(-ret));
+		}
 	}
 	return NULL;
 }
@@ -237,6 +257,7 @@ static int thread_open(const struct vg_hdr *in)
 	}
 	t->tid = ++next_tid;
 	t->fd_in = -1;
+	t->ring_fd = -1;
 	pthread_mutex_init(&t->rx_lock, NULL);
 	pthread_cond_init(&t->rx_cond, NULL);
 	vg_buf_init(&t->in);

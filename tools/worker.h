@@ -32,6 +32,8 @@ struct wk_thread {
 	pthread_cond_t rx_cond;		/* a no-reply call finished */
 	uint64_t busy_seq;		/* seq of the no-reply call running, or 0 */
 	CUresult deferred;		/* first error of a no-reply call, not yet reported */
+	int ring_fd;			/* RING_ATTACH accepted: switch after the reply */
+	uint32_t ring_bytes;
 };
 
 struct wk_state {

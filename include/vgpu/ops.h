@@ -24,6 +24,7 @@ enum vg_op_more {
 	VG_OP_HOST_MEM      = VG_OP_BASE + 16,	/* pinned memory shared with the worker */
 	VG_OP_ATTR_VALUE    = VG_OP_BASE + 17,	/* pool and graph-memory attributes (void *value) */
 	VG_OP_GRAPH_UPDATE  = VG_OP_BASE + 18,	/* cuGraphExecUpdate_v2 */
+	VG_OP_RING_ATTACH   = VG_OP_BASE + 19,	/* u32 ring bytes, memfd attached: this channel moves to rings */
 };
 
 /* HOST_CALL ops (host -> guest, answered with HOST_RETURN). */
@@ -32,6 +33,8 @@ enum vg_host_call {
 	VG_HC_HOST_FN = 2,		/* u64 fn, u64 userData: run a host function */
 	VG_HC_STREAM_CB = 3,		/* u64 fn, u64 stream id, i32 status, u64 userData */
 };
+
+#define VG_RING_BYTES     (1u << 20)	/* each direction of a thread's shared-memory channel */
 
 /* Device snapshot: attributes 0..VG_SNAP_ATTRS-1 are queried at cuInit. */
 #define VG_SNAP_ATTRS     256
