@@ -15,6 +15,9 @@
 
 #include "vgpu/cuda_types.h"
 
+/* Internal to libcuda.so.1: never exported, bound inside the library. */
+#pragma GCC visibility push(hidden)
+
 /* ---- Hooks the core calls ---- */
 
 /*
@@ -37,6 +40,8 @@ void lc_tools_stream_destroyed(CUstream stream);
  */
 CUresult lc_ctx_primary_peek(CUdevice dev, CUcontext *pctx);
 
+#pragma GCC visibility pop
+
 /* ---- Our exported driver API that the slots call ---- */
 
 CUresult cuDriverGetVersion(int *driverVersion);
@@ -56,6 +61,8 @@ CUresult cuModuleEnumerateFunctions(CUfunction *functions, unsigned int numFunct
 				    CUmodule mod);
 
 /* ---- Between the table files ---- */
+
+#pragma GCC visibility push(hidden)
 
 /* Table identities (CUuuid bytes in memory order) and real sizes. */
 #define LC_ETBL_CUDART_WORDS		13	/* slot 10 NULL */
@@ -99,5 +106,7 @@ const void *lc_etbl_cluster(void);
 /* Tools ids (ToolsContext slots 4 and 39), also behind the hooks table. */
 CUresult lc_tools_ctx_id(CUcontext ctx, uint64_t *id);
 void lc_tools_context_destroyed(CUcontext ctx);
+
+#pragma GCC visibility pop
 
 #endif
