@@ -123,7 +123,7 @@ out:
 
 /*
  * Moves a thread channel to shared-memory rings when the worker shares our
- * kernel (VGPU_RING=1, while descriptor passing on rings is finished): RING_ATTACH goes on the socket with
+ * kernel (VGPU_RING=0 keeps the socket): RING_ATTACH goes on the socket with
  * the memfd; once answered, both sides use the rings.
  */
 static void chan_ring_attach(struct lc_tchan *t)
@@ -135,7 +135,7 @@ static void chan_ring_attach(struct lc_tchan *t)
 	uint8_t payload[4];
 	int fd, i;
 
-	if (!(lc.caps & VG_CAP_SHM) || !e || strcmp(e, "1") != 0)
+	if (!(lc.caps & VG_CAP_SHM) || (e && !strcmp(e, "0")))
 		return;
 	fd = tp_ring_create_fd(VG_RING_BYTES);
 	if (fd < 0)

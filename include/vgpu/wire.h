@@ -65,7 +65,13 @@ enum vg_kind {
  * cross-thread happens-before order survives asynchronous sends).
  */
 #define VG_F_ORDERED         0x0002u
-#define VG_F_FLAGS_KNOWN     0x0003u
+/*
+ * A file descriptor accompanies this message.  On a socket it rides on the
+ * message's first byte; on shared-memory rings it travels on the socket
+ * beside them, as a one-byte message, sent before the message itself.
+ */
+#define VG_F_FD              0x0004u
+#define VG_F_FLAGS_KNOWN     0x0007u
 
 /*
  * The header, 32 bytes, little-endian:

@@ -257,6 +257,35 @@ static void test_peer_death(void **state)
 	tp_chan_destroy(ra);
 }
 
+/* A message with a descriptor: the descriptor arrives with it (VG_F_FD). */
+static void test_descriptor_beside_ring(void **state)
+{
+	struct pair p;
+	struct vg_hdr h = { .kind = VG_MSG_CALL, .op = 9, .seq = 1 };
+	struct vg_buf b;
+	int pipefd[2], got = -1;
+	char c = 0;
+
+	(void)state;
+	pair_make(&p, 4096);
+	assert_int_equal(pipe(pipefd), 0);
+	assert_int_equal(tp_send_msg(p.a, &h, "abc", 3, pipefd[1]), 0);
+	vg_buf_init(&b);
+	assert_int_equal(tp_recv_msg(p.b, &h, &b, 64, &got), 0);
+	assert_true(h.flags & VG_F_FD);
+	assert_true(got >= 0);
+	assert_int_equal(b.len, 3);
+	/* It is the same pipe: what goes in one end comes out of ours. */
+	assert_int_equal(write(got, "z", 1), 1);
+	assert_int_equal(read(pipefd[0], &c, 1), 1);
+	assert_int_equal(c, 'z');
+	close(got);
+	close(pipefd[0]);
+	close(pipefd[1]);
+	vg_buf_fini(&b);
+	pair_free(&p);
+}
+
 /* Memory that is not a sealed ring of the announced size is refused. */
 static void test_bad_memory_refused(void **state)
 {
@@ -287,6 +316,7 @@ int main(void)
 		cmocka_unit_test(test_both_directions),
 		cmocka_unit_test(test_pingpong_with_delays),
 		cmocka_unit_test(test_peer_death),
+		cmocka_unit_test(test_descriptor_beside_ring),
 		cmocka_unit_test(test_bad_memory_refused),
 	};
 
