@@ -10,7 +10,8 @@
 struct vg_buf *lc_scratch(void);
 void lc_ctx_after_call(int fn, const uint64_t *a);
 void lc_funcattr_forget(int fn);
-void lc_primary_after_call(int fn);
+void lc_primary_after_call(int fn, const uint64_t *a);
+void lc_ctx_ended(int fn, const uint64_t *a);
 
 /* ---- handles ---------------------------------------------------------- */
 
@@ -404,12 +405,14 @@ CUresult lc_call(int fn, const uint64_t *a)
 				lc_handle_remove(a[i]);
 		lc_ctx_after_call(fn, a);
 		lc_funcattr_forget(fn);
-		lc_primary_after_call(fn);
+		lc_primary_after_call(fn, a);
 		/* A new context starts without the old one's sticky error. */
 		if (fn == VG_FN_cuDevicePrimaryCtxReset_v2 || fn == VG_FN_cuCtxDestroy_v2)
 			__atomic_store_n(&lc.sticky, 0, __ATOMIC_RELAXED);
 	}
 	vg_buf_fini(&rep);
+	if (res == CUDA_SUCCESS)
+		lc_ctx_ended(fn, a);
 	return res;
 }
 

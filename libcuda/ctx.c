@@ -10,6 +10,7 @@
  */
 #include <string.h>
 
+#include "darkapi.h"
 #include "lc.h"
 
 static __thread int cur_known;
@@ -157,9 +158,75 @@ static struct {
 	int active;
 } prim[LC_DEV_MAX];
 
-void lc_primary_after_call(int fn);
-void lc_primary_after_call(int fn)
+/* The primary context's handle per device, once a retain has shown it. */
+static uint64_t prim_ctx[LC_DEV_MAX];
+
+CUresult lc_ctx_primary_peek(CUdevice dev, CUcontext *pctx)
 {
+	uint64_t id;
+
+	if (!lc_device(dev) || !pctx)
+		return CUDA_ERROR_INVALID_DEVICE;
+	id = __atomic_load_n(&prim_ctx[dev], __ATOMIC_RELAXED);
+	if (!id) {
+		/* Retain and release once: the handle stays the same for the process. */
+		CUresult res = cuDevicePrimaryCtxRetain(pctx, dev);
+
+		if (res != CUDA_SUCCESS)
+			return res;
+		cuDevicePrimaryCtxRelease_v2(dev);
+		return CUDA_SUCCESS;
+	}
+	*pctx = (CUcontext)(uintptr_t)id;
+	return CUDA_SUCCESS;
+}
+
+/*
+ * Context-local storage destructors (darkapi) run when a context ends:
+ * destroyed, its primary context reset, or released for the last time.
+ * Called with no lock held: the destructors are the client's code.
+ */
+void lc_ctx_ended(int fn, const uint64_t *a);
+void lc_ctx_ended(int fn, const uint64_t *a)
+{
+	int dev = (int)(int32_t)a[0];
+	unsigned int flags = 0;
+	int active = 1;
+
+	switch (fn) {
+	case VG_FN_cuCtxDestroy:
+	case VG_FN_cuCtxDestroy_v2:
+		lc_cls_context_destroyed((CUcontext)(uintptr_t)a[0]);
+		break;
+	case VG_FN_cuDevicePrimaryCtxReset:
+	case VG_FN_cuDevicePrimaryCtxReset_v2:
+		if (dev >= 0 && dev < LC_DEV_MAX && prim_ctx[dev])
+			lc_cls_context_destroyed((CUcontext)(uintptr_t)prim_ctx[dev]);
+		break;
+	case VG_FN_cuDevicePrimaryCtxRelease:
+	case VG_FN_cuDevicePrimaryCtxRelease_v2:
+		if (dev >= 0 && dev < LC_DEV_MAX && prim_ctx[dev] &&
+		    cuDevicePrimaryCtxGetState(dev, &flags, &active) == CUDA_SUCCESS && !active)
+			lc_cls_context_destroyed((CUcontext)(uintptr_t)prim_ctx[dev]);
+		break;
+	case VG_FN_cuStreamDestroy:
+	case VG_FN_cuStreamDestroy_v2:
+		lc_tools_stream_destroyed((CUstream)(uintptr_t)a[0]);
+		break;
+	default:
+		break;
+	}
+}
+
+void lc_primary_after_call(int fn, const uint64_t *a);
+void lc_primary_after_call(int fn, const uint64_t *a)
+{
+	if (fn == VG_FN_cuDevicePrimaryCtxRetain) {
+		int dev = (int)(int32_t)a[1];
+
+		if (dev >= 0 && dev < LC_DEV_MAX)
+			__atomic_store_n(&prim_ctx[dev], *(const uint64_t *)(uintptr_t)a[0], __ATOMIC_RELAXED);
+	}
 	switch (fn) {
 	case VG_FN_cuDevicePrimaryCtxRetain:
 	case VG_FN_cuDevicePrimaryCtxRelease:
