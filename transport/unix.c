@@ -1,12 +1,14 @@
 /*
  * Stream channels over unix sockets, and message framing on any channel.
- * A channel is used by one thread at a time; callers serialise.
+ * A channel is used by one thread at a time; callers serialise.  Nothing
+ * here has global state.
  */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -144,7 +146,9 @@ static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len)
 
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
-	if (n == 0 || n >= sizeof(sa->sun_path))
+	if (n == 0 || (path[0] == '@' && n == 1))
+		return -EINVAL;
+	if (n >= sizeof(sa->sun_path))
 		return -ENAMETOOLONG;
 	memcpy(sa->sun_path, path, n);
 	/* "@name" is an abstract socket. */
@@ -179,6 +183,37 @@ int tp_unix_connect(const char *path, struct tp_chan **out)
 	return ret;
 }
 
+/*
+ * A socket file left by a daemon that died is in the way of bind(); one a
+ * live daemon serves is not ours to take, and a file that is no socket was
+ * never ours.  0 when the path is free (now), else a negative errno.
+ */
+static int unix_path_clear(const char *path, const struct sockaddr_un *sa, socklen_t len)
+{
+	struct stat st;
+	int fd, ret;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	/* Non-blocking, so a live server with a full backlog cannot stall us. */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -errno;
+	do
+		ret = connect(fd, (const struct sockaddr *)sa, len);
+	while (ret < 0 && errno == EINTR);
+	if (ret == 0 || errno == EAGAIN)
+		ret = -EADDRINUSE;
+	else if (errno == ECONNREFUSED)
+		ret = unlink(path) < 0 && errno != ENOENT ? -errno : 0;
+	else
+		ret = -errno;
+	close(fd);
+	return ret;
+}
+
 int tp_unix_listen(const char *path, int *listen_fd)
 {
 	struct sockaddr_un sa;
@@ -188,8 +223,11 @@ int tp_unix_listen(const char *path, int *listen_fd)
 	ret = unix_addr(path, &sa, &len);
 	if (ret < 0)
 		return ret;
-	if (path[0] != '@')
-		unlink(path);
+	if (path[0] != '@') {
+		ret = unix_path_clear(path, &sa, len);
+		if (ret < 0)
+			return ret;
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -260,6 +298,8 @@ int tp_send_msgv(struct tp_chan *c, struct vg_hdr *h, const struct iovec *iov, i
 	if (total > VG_MSG_MAX)
 		return -EMSGSIZE;
 	h->len = (uint32_t)total;
+	if (fd >= 0)
+		h->flags |= VG_F_FD;
 	vg_hdr_encode(h, hb);
 	v[0].iov_base = hb;
 	v[0].iov_len = VG_HDR_SIZE;
@@ -289,6 +329,18 @@ int tp_recv_msg(struct tp_chan *c, struct vg_hdr *h, struct vg_buf *buf, size_t 
 	ret = vg_hdr_decode(hb, h);
 	if (ret < 0)
 		return ret;
+	/* On rings the announced descriptor comes on the socket beside them. */
+	if ((h->flags & VG_F_FD) && tp_chan_is_ring(c)) {
+		int rfd = -1;
+
+		ret = tp_ring_take_fd(c, &rfd);
+		if (ret < 0)
+			return ret;
+		if (fd)
+			*fd = rfd;
+		else
+			close(rfd);
+	}
 	n = h->len - VG_HDR_SIZE;
 	if (n > max_len)
 		return -EMSGSIZE;

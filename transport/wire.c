@@ -1,9 +1,16 @@
-/* Wire codec: a growable little-endian writer and a bounds-checked reader. */
+/*
+ * Wire codec: a growable little-endian writer, a bounds-checked reader, and
+ * the encoders/decoders of the fixed-layout messages (include/vgpu/wire.h).
+ */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vgpu/wire.h"
+
+/* Where zero-length puts and gets point when the buffer has no storage:
+ * arithmetic on a NULL pointer is undefined, even + 0. */
+static uint8_t empty_bytes[1];
 
 void vg_buf_init(struct vg_buf *b)
 {
@@ -28,6 +35,8 @@ void *vg_put_space(struct vg_buf *b, size_t n)
 
 	if (b->err)
 		return NULL;
+	if (n == 0)
+		return b->p ? b->p + b->len : empty_bytes;
 	if (n > VG_MSG_MAX || b->len + n > VG_MSG_MAX) {
 		b->err = -EMSGSIZE;
 		return NULL;
@@ -116,10 +125,14 @@ const void *vg_get_bytes(struct vg_rd *r, size_t n)
 {
 	const void *p;
 
-	if (r->err || n > r->len - r->off) {
+	if (r->err)
+		return NULL;
+	if (n > r->len - r->off) {
 		r->err = -EBADMSG;
 		return NULL;
 	}
+	if (n == 0)
+		return r->p ? r->p + r->off : empty_bytes;
 	p = r->p + r->off;
 	r->off += n;
 	return p;
@@ -161,6 +174,7 @@ uint64_t vg_get_u64(struct vg_rd *r)
 const void *vg_get_blob(struct vg_rd *r, uint32_t max, uint32_t *n, int *is_null)
 {
 	uint32_t len = vg_get_u32(r);
+	const void *p;
 
 	*is_null = 0;
 	*n = 0;
@@ -174,11 +188,11 @@ const void *vg_get_blob(struct vg_rd *r, uint32_t max, uint32_t *n, int *is_null
 		r->err = -EMSGSIZE;
 		return NULL;
 	}
-	*n = len;
-	/* A zero-length blob is not NULL: point at the current position. */
-	if (len == 0)
-		return r->p + r->off;
-	return vg_get_bytes(r, len);
+	/* A zero-length blob is not NULL: vg_get_bytes points it somewhere. */
+	p = vg_get_bytes(r, len);
+	if (p)
+		*n = len;
+	return p;
 }
 
 static void put_le_at(uint8_t *p, uint64_t v, int n)
@@ -208,7 +222,7 @@ void vg_hdr_encode(const struct vg_hdr *h, uint8_t out[VG_HDR_SIZE])
 	put_le_at(out + 12, h->tid, 4);
 	put_le_at(out + 16, h->seq, 8);
 	put_le_at(out + 24, (uint32_t)h->status, 4);
-	put_le_at(out + 28, h->reserved, 4);
+	put_le_at(out + 28, 0, 4);
 }
 
 int vg_hdr_decode(const uint8_t in[VG_HDR_SIZE], struct vg_hdr *h)
@@ -221,15 +235,37 @@ int vg_hdr_decode(const uint8_t in[VG_HDR_SIZE], struct vg_hdr *h)
 	h->seq = get_le_at(in + 16, 8);
 	h->status = (int32_t)(uint32_t)get_le_at(in + 24, 4);
 	h->reserved = (uint32_t)get_le_at(in + 28, 4);
-	if (h->len < VG_HDR_SIZE || h->len > VG_MSG_MAX)
-		return -EBADMSG;
+	if (h->len > VG_MSG_MAX)
+		return -EMSGSIZE;
+	if (h->len < VG_HDR_SIZE)
+		return -EPROTO;
 	if (h->kind < VG_MSG_HELLO || h->kind > VG_MSG_KIND_MAX)
-		return -EBADMSG;
+		return -EPROTO;
 	if (h->flags & ~VG_F_FLAGS_KNOWN)
-		return -EBADMSG;
+		return -EPROTO;
 	if (h->reserved != 0)
-		return -EBADMSG;
+		return -EPROTO;
 	return 0;
+}
+
+/*
+ * The verdict of a decoder once its last field is read: a blob over its
+ * maximum is a size error, any other overrun (truncation) or leftover bytes
+ * a protocol error.
+ */
+static int rd_finish(const struct vg_rd *r)
+{
+	if (r->err == -EMSGSIZE)
+		return -EMSGSIZE;
+	if (r->err || r->off != r->len)
+		return -EPROTO;
+	return 0;
+}
+
+/* A decoder's verdict in the middle: 1 while the reader is still sound. */
+static int rd_ok(const struct vg_rd *r)
+{
+	return r->err == 0;
 }
 
 int vg_hello_encode(const struct vg_hello *m, struct vg_buf *b)
@@ -238,6 +274,9 @@ int vg_hello_encode(const struct vg_hello *m, struct vg_buf *b)
 
 	if (m->nenv > VG_ENV_MAX)
 		return -EMSGSIZE;
+	for (i = 0; i < m->nenv; i++)
+		if (m->env_len[i] == 0 || m->env_len[i] > VG_ENV_ENTRY_MAX || !m->env[i])
+			return -EMSGSIZE;
 	vg_put_u32(b, m->magic);
 	vg_put_u16(b, m->version);
 	vg_put_u16(b, m->min_version);
@@ -246,8 +285,6 @@ int vg_hello_encode(const struct vg_hello *m, struct vg_buf *b)
 	vg_put_u32(b, m->pid);
 	vg_put_u32(b, m->nenv);
 	for (i = 0; i < m->nenv; i++) {
-		if (m->env_len[i] == 0 || m->env_len[i] > VG_ENV_ENTRY_MAX)
-			return -EMSGSIZE;
 		vg_put_u32(b, m->env_len[i]);
 		vg_put_bytes(b, m->env[i], m->env_len[i]);
 	}
@@ -266,28 +303,40 @@ int vg_hello_decode(struct vg_rd *r, struct vg_hello *m)
 	m->driver_version = (int32_t)vg_get_u32(r);
 	m->pid = vg_get_u32(r);
 	m->nenv = vg_get_u32(r);
-	if (r->err)
-		return -EBADMSG;
-	if (m->magic != VG_WIRE_MAGIC || m->nenv > VG_ENV_MAX || m->min_version > m->version)
-		return -EBADMSG;
+	if (!rd_ok(r))
+		return -EPROTO;
+	/* Wrong magic: not our protocol at all, whatever follows. */
+	if (m->magic != VG_WIRE_MAGIC || m->min_version > m->version)
+		return -EPROTO;
+	if (m->nenv > VG_ENV_MAX) {
+		m->nenv = 0;
+		return -EMSGSIZE;
+	}
 	for (i = 0; i < m->nenv; i++) {
 		uint32_t n = vg_get_u32(r);
 
-		if (r->err || n == 0 || n > VG_ENV_ENTRY_MAX)
-			return -EBADMSG;
+		if (!rd_ok(r) || n == 0)
+			return -EPROTO;
+		if (n > VG_ENV_ENTRY_MAX)
+			return -EMSGSIZE;
 		m->env_len[i] = n;
 		m->env[i] = vg_get_bytes(r, n);
-		if (!m->env[i])
-			return -EBADMSG;
+		if (!rd_ok(r))
+			return -EPROTO;
 	}
-	if (r->off != r->len)
-		return -EBADMSG;
+	return rd_finish(r);
+}
+
+int vg_hello_check_version(const struct vg_hello *m)
+{
+	if (m->min_version > VG_WIRE_VERSION || m->version < VG_WIRE_VERSION)
+		return -EPROTONOSUPPORT;
 	return 0;
 }
 
 int vg_welcome_encode(const struct vg_welcome *m, struct vg_buf *b)
 {
-	if (m->ntext > VG_TEXT_MAX)
+	if (m->ntext > VG_TEXT_MAX || (m->ntext && !m->text))
 		return -EMSGSIZE;
 	vg_put_u16(b, m->version);
 	vg_put_u16(b, 0);
@@ -301,18 +350,113 @@ int vg_welcome_encode(const struct vg_welcome *m, struct vg_buf *b)
 
 int vg_welcome_decode(struct vg_rd *r, struct vg_welcome *m)
 {
+	uint16_t reserved;
+
 	memset(m, 0, sizeof(*m));
 	m->version = vg_get_u16(r);
-	if (vg_get_u16(r) != 0)
-		return -EBADMSG;
+	reserved = vg_get_u16(r);
 	m->caps = vg_get_u64(r);
 	m->driver_version = (int32_t)vg_get_u32(r);
 	m->worker_pid = vg_get_u32(r);
 	m->ntext = vg_get_u32(r);
-	if (r->err || m->ntext > VG_TEXT_MAX)
-		return -EBADMSG;
+	if (!rd_ok(r) || reserved != 0)
+		return -EPROTO;
+	if (m->ntext > VG_TEXT_MAX) {
+		m->ntext = 0;
+		return -EMSGSIZE;
+	}
 	m->text = vg_get_bytes(r, m->ntext);
-	if (r->err || r->off != r->len)
-		return -EBADMSG;
-	return 0;
+	return rd_finish(r);
+}
+
+int vg_thread_open_encode(const struct vg_thread_open *m, struct vg_buf *b)
+{
+	vg_put_u32(b, m->guest_tid);
+	return b->err;
+}
+
+int vg_thread_open_decode(struct vg_rd *r, struct vg_thread_open *m)
+{
+	m->guest_tid = vg_get_u32(r);
+	return rd_finish(r);
+}
+
+int vg_thread_opened_encode(const struct vg_thread_opened *m, struct vg_buf *b)
+{
+	vg_put_u32(b, m->tid);
+	vg_put_u32(b, m->status);
+	return b->err;
+}
+
+int vg_thread_opened_decode(struct vg_rd *r, struct vg_thread_opened *m)
+{
+	m->tid = vg_get_u32(r);
+	m->status = vg_get_u32(r);
+	return rd_finish(r);
+}
+
+int vg_error_encode(const struct vg_error *m, struct vg_buf *b)
+{
+	if (m->ntext > VG_TEXT_MAX || (m->ntext && !m->text))
+		return -EMSGSIZE;
+	vg_put_u32(b, m->code);
+	/* Never NULL on the wire: a missing text is an empty one. */
+	vg_put_blob(b, m->ntext ? m->text : "", m->ntext);
+	return b->err;
+}
+
+int vg_error_decode(struct vg_rd *r, struct vg_error *m)
+{
+	int is_null;
+
+	memset(m, 0, sizeof(*m));
+	m->code = vg_get_u32(r);
+	m->text = vg_get_blob(r, VG_TEXT_MAX, &m->ntext, &is_null);
+	if (rd_ok(r) && is_null)
+		return -EPROTO;
+	return rd_finish(r);
+}
+
+int vg_stats_encode(struct vg_buf *b)
+{
+	return b->err;
+}
+
+int vg_stats_decode(struct vg_rd *r)
+{
+	return rd_finish(r);
+}
+
+int vg_stats_reply_encode(const struct vg_stat *v, uint32_t n, struct vg_buf *b)
+{
+	uint32_t i;
+
+	if (n > VG_STATS_MAX)
+		return -EMSGSIZE;
+	vg_put_u32(b, n);
+	for (i = 0; i < n; i++) {
+		vg_put_u32(b, v[i].fn);
+		vg_put_u64(b, v[i].count);
+	}
+	return b->err;
+}
+
+int vg_stats_reply_decode(struct vg_rd *r, struct vg_stat *v, uint32_t max, uint32_t *n)
+{
+	uint32_t i, cnt;
+
+	*n = 0;
+	cnt = vg_get_u32(r);
+	if (!rd_ok(r))
+		return -EPROTO;
+	if (cnt > VG_STATS_MAX || cnt > max)
+		return -EMSGSIZE;
+	for (i = 0; i < cnt; i++) {
+		v[i].fn = vg_get_u32(r);
+		v[i].count = vg_get_u64(r);
+	}
+	if (!rd_ok(r))
+		return -EPROTO;
+	*n = cnt;
+	return rd_finish(r);
 }

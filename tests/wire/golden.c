@@ -1,0 +1,199 @@
+/* Golden messages; see golden.h.  One comment per field. */
+#include "golden.h"
+
+#define GOLDEN(id, arr) const struct golden id = { #id, arr, sizeof(arr) }
+
+static const uint8_t hello[] = {
+	/* header */
+	0x70, 0x00, 0x00, 0x00,                         /* len 112 */
+	0x01, 0x00,                                     /* kind HELLO */
+	0x00, 0x00,                                     /* flags none */
+	0x00, 0x00, 0x00, 0x00,                         /* op 0 */
+	0x00, 0x00, 0x00, 0x00,                         /* tid 0: control channel */
+	0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* seq 1 */
+	0x00, 0x00, 0x00, 0x00,                         /* status 0 */
+	0x00, 0x00, 0x00, 0x00,                         /* reserved */
+	/* payload */
+	0x56, 0x47, 0x50, 0x55,                         /* magic "VGPU" */
+	0x01, 0x00,                                     /* version 1 */
+	0x01, 0x00,                                     /* min_version 1 */
+	0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* caps VG_CAP_SHM */
+	0xc8, 0x32, 0x00, 0x00,                         /* driver_version 13000 */
+	0x92, 0x10, 0x00, 0x00,                         /* pid 4242 */
+	0x02, 0x00, 0x00, 0x00,                         /* nenv 2 */
+	0x14, 0x00, 0x00, 0x00,                         /* env[0] length 20 */
+	'C', 'U', 'D', 'A', '_', 'C', 'A', 'C', 'H', 'E',
+	'_', 'D', 'I', 'S', 'A', 'B', 'L', 'E', '=', '1', /* env[0] "CUDA_CACHE_DISABLE=1" */
+	0x18, 0x00, 0x00, 0x00,                         /* env[1] length 24 */
+	'C', 'U', 'D', 'A', '_', 'M', 'O', 'D', 'U', 'L', 'E', '_',
+	'L', 'O', 'A', 'D', 'I', 'N', 'G', '=', 'L', 'A', 'Z', 'Y', /* env[1] "CUDA_MODULE_LOADING=LAZY" */
+};
+GOLDEN(golden_hello, hello);
+
+static const uint8_t welcome[] = {
+	/* header */
+	0x3f, 0x00, 0x00, 0x00,                         /* len 63 */
+	0x02, 0x00,                                     /* kind WELCOME */
+	0x00, 0x00,                                     /* flags none */
+	0x00, 0x00, 0x00, 0x00,                         /* op 0 */
+	0x00, 0x00, 0x00, 0x00,                         /* tid 0: control channel */
+	0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* seq 1, the HELLO's */
+	0x21, 0x03, 0x00, 0x00,                         /* status 801: refused (NOT_SUPPORTED) */
+	0x00, 0x00, 0x00, 0x00,                         /* reserved */
+	/* payload */
+	0x01, 0x00,                                     /* version 1 */
+	0x00, 0x00,                                     /* reserved */
+	0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* caps VG_CAP_SHM */
+	0x30, 0x2f, 0x00, 0x00,                         /* driver_version 12080 */
+	0x34, 0x12, 0x00, 0x00,                         /* worker_pid 0x1234 */
+	0x07, 0x00, 0x00, 0x00,                         /* ntext 7 */
+	't', 'o', 'o', ' ', 'o', 'l', 'd',              /* text "too old" */
+};
+GOLDEN(golden_welcome, welcome);
+
+static const uint8_t thread_open[] = {
+	/* header */
+	0x24, 0x00, 0x00, 0x00,                         /* len 36 */
+	0x03, 0x00,                                     /* kind THREAD_OPEN */
+	0x00, 0x00,                                     /* flags none */
+	0x00, 0x00, 0x00, 0x00,                         /* op 0 */
+	0x00, 0x00, 0x00, 0x00,                         /* tid 0: control channel */
+	0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* seq 2 */
+	0x00, 0x00, 0x00, 0x00,                         /* status 0 */
+	0x00, 0x00, 0x00, 0x00,                         /* reserved */
+	/* payload */
+	0x45, 0x23, 0x01, 0x00,                         /* guest_tid 0x12345 */
+};
+GOLDEN(golden_thread_open, thread_open);
+
+static const uint8_t thread_opened[] = {
+	/* header */
+	0x28, 0x00, 0x00, 0x00,                         /* len 40 */
+	0x04, 0x00,                                     /* kind THREAD_OPENED */
+	0x00, 0x00,                                     /* flags none */
+	0x00, 0x00, 0x00, 0x00,                         /* op 0 */
+	0x03, 0x00, 0x00, 0x00,                         /* tid 3: the new channel */
+	0x02, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* seq 2, the THREAD_OPEN's */
+	0x00, 0x00, 0x00, 0x00,                         /* status 0: opened */
+	0x00, 0x00, 0x00, 0x00,                         /* reserved */
+	/* payload */
+	0x03, 0x00, 0x00, 0x00,                         /* tid 3 */
+	0x00, 0x00, 0x00, 0x00,                         /* status 0 */
+};
+GOLDEN(golden_thread_opened, thread_opened);
+
+static const uint8_t call[] = {
+	/* header */
+	0x2c, 0x00, 0x00, 0x00,                         /* len 44 */
+	0x05, 0x00,                                     /* kind CALL */
+	0x01, 0x00,                                     /* flags VG_F_NO_REPLY */
+	0x04, 0x00, 0x01, 0x00,                         /* op VG_OP_LAUNCH (0x10004) */
+	0x03, 0x00, 0x00, 0x00,                         /* tid 3 */
+	0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* seq 0x0102030405060708 */
+	0x00, 0x00, 0x00, 0x00,                         /* status 0 */
+	0x00, 0x00, 0x00, 0x00,                         /* reserved */
+	/* payload */
+	0x00, 0x10, 0x00, 0x00, 0x00, 0x7f, 0x00, 0x00, /* u64 0x7f0000001000 */
+	0x00, 0x01, 0x00, 0x00,                         /* u32 256 */
+};
+GOLDEN(golden_call, call);
+
+static const uint8_t reply[] = {
+	/* header */
+	0x20, 0x00, 0x00, 0x00,                         /* len 32: no payload */
+	0x06, 0x00,                                     /* kind REPLY */
+	0x00, 0x00,                                     /* flags none */
+	0x04, 0x00, 0x01, 0x00,                         /* op VG_OP_LAUNCH (0x10004) */
+	0x03, 0x00, 0x00, 0x00,                         /* tid 3 */
+	0x08, 0x07, 0x06, 0x05, 0x04, 0x03, 0x02, 0x01, /* seq 0x0102030405060708, the CALL's */
+	0xbc, 0x02, 0x00, 0x00,                         /* status 700 (ILLEGAL_ADDRESS) */
+	0x00, 0x00, 0x00, 0x00,                         /* reserved */
+};
+GOLDEN(golden_reply, reply);
+
+static const uint8_t host_call[] = {
+	/* header */
+	0x30, 0x00, 0x00, 0x00,                         /* len 48 */
+	0x07, 0x00,                                     /* kind HOST_CALL */
+	0x00, 0x00,                                     /* flags none */
+	0x02, 0x00, 0x00, 0x00,                         /* op VG_HC_HOST_FN (2) */
+	0x03, 0x00, 0x00, 0x00,                         /* tid 3 */
+	0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* seq 9 */
+	0x00, 0x00, 0x00, 0x00,                         /* status 0 */
+	0x00, 0x00, 0x00, 0x00,                         /* reserved */
+	/* payload */
+	0x00, 0x10, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, /* u64 fn 0x401000 */
+	0xef, 0xbe, 0xad, 0xde, 0x00, 0x00, 0x00, 0x00, /* u64 userData 0xdeadbeef */
+};
+GOLDEN(golden_host_call, host_call);
+
+static const uint8_t host_return[] = {
+	/* header */
+	0x28, 0x00, 0x00, 0x00,                         /* len 40 */
+	0x08, 0x00,                                     /* kind HOST_RETURN */
+	0x00, 0x00,                                     /* flags none */
+	0x01, 0x00, 0x00, 0x00,                         /* op VG_HC_OCCUPANCY_SMEM (1) */
+	0x03, 0x00, 0x00, 0x00,                         /* tid 3 */
+	0x09, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* seq 9, the HOST_CALL's */
+	0x00, 0x00, 0x00, 0x00,                         /* status 0 */
+	0x00, 0x00, 0x00, 0x00,                         /* reserved */
+	/* payload */
+	0x00, 0x10, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* u64 4096 bytes */
+};
+GOLDEN(golden_host_return, host_return);
+
+static const uint8_t error[] = {
+	/* header */
+	0x34, 0x00, 0x00, 0x00,                         /* len 52 */
+	0x09, 0x00,                                     /* kind ERROR */
+	0x00, 0x00,                                     /* flags none */
+	0x00, 0x00, 0x00, 0x00,                         /* op 0 */
+	0x00, 0x00, 0x00, 0x00,                         /* tid 0: control channel */
+	0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* seq 1 */
+	0x00, 0x00, 0x00, 0x00,                         /* status 0 */
+	0x00, 0x00, 0x00, 0x00,                         /* reserved */
+	/* payload */
+	0x5d, 0x00, 0x00, 0x00,                         /* code 93 (EPROTONOSUPPORT on Linux) */
+	0x0c, 0x00, 0x00, 0x00,                         /* text length 12 */
+	'v', 'e', 'r', 's', 'i', 'o', 'n', 's', ' ', '2', '-', '3', /* text "versions 2-3" */
+};
+GOLDEN(golden_error, error);
+
+static const uint8_t stats[] = {
+	/* header */
+	0x20, 0x00, 0x00, 0x00,                         /* len 32: empty payload */
+	0x0a, 0x00,                                     /* kind STATS */
+	0x00, 0x00,                                     /* flags none */
+	0x00, 0x00, 0x00, 0x00,                         /* op 0 */
+	0x00, 0x00, 0x00, 0x00,                         /* tid 0: control channel */
+	0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* seq 7 */
+	0x00, 0x00, 0x00, 0x00,                         /* status 0 */
+	0x00, 0x00, 0x00, 0x00,                         /* reserved */
+};
+GOLDEN(golden_stats, stats);
+
+static const uint8_t stats_reply[] = {
+	/* header */
+	0x3c, 0x00, 0x00, 0x00,                         /* len 60 */
+	0x0b, 0x00,                                     /* kind STATS_REPLY */
+	0x00, 0x00,                                     /* flags none */
+	0x00, 0x00, 0x00, 0x00,                         /* op 0 */
+	0x00, 0x00, 0x00, 0x00,                         /* tid 0: control channel */
+	0x07, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* seq 7, the STATS's */
+	0x00, 0x00, 0x00, 0x00,                         /* status 0 */
+	0x00, 0x00, 0x00, 0x00,                         /* reserved */
+	/* payload */
+	0x02, 0x00, 0x00, 0x00,                         /* n 2 */
+	0x05, 0x00, 0x00, 0x00,                         /* [0] fn 5 */
+	0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, /* [0] count 3 */
+	0x34, 0x12, 0x00, 0x00,                         /* [1] fn 0x1234 */
+	0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, /* [1] count 0x100000000 */
+};
+GOLDEN(golden_stats_reply, stats_reply);
+
+const struct golden *const golden_all[] = {
+	&golden_hello, &golden_welcome, &golden_thread_open, &golden_thread_opened,
+	&golden_call, &golden_reply, &golden_host_call, &golden_host_return,
+	&golden_error, &golden_stats, &golden_stats_reply,
+};
+const size_t golden_count = sizeof(golden_all) / sizeof(golden_all[0]);
