@@ -173,6 +173,60 @@ static CUresult check_dims(const struct launch_dims *dm)
  *            attribute u32 id + VG_LAUNCH_ATTR_BYTES of value (event handles
  *            in the value as ids), before the blob.
  */
+/* Geometry, stream and (ex) attributes, as LAUNCH / LAUNCH_EX carry them. */
+static CUresult put_config(struct vg_buf *b, const struct launch_dims *dm, const CUlaunchAttribute *attrs,
+			   unsigned int nattrs, int ex)
+{
+	CUresult res;
+	unsigned int i;
+
+	for (i = 0; i < 3; i++)
+		vg_put_u32(b, dm->g[i]);
+	for (i = 0; i < 3; i++)
+		vg_put_u32(b, dm->b[i]);
+	vg_put_u32(b, dm->shmem);
+	res = lc_put_handle(b, dm->stream, VG_H_CUstream, 1);
+	if (res != CUDA_SUCCESS || !ex)
+		return res;
+	vg_put_u32(b, nattrs);
+	for (i = 0; i < nattrs; i++) {
+		uint8_t v[VG_LAUNCH_ATTR_BYTES];
+
+		memcpy(v, &attrs[i].value, sizeof(attrs[i].value));
+		switch ((int)attrs[i].id) {
+		case CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT:
+		case CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT: {
+			CUevent e;
+
+			memcpy(&e, v, sizeof(e));
+			if (!e || !lc_handle_known((uint64_t)(uintptr_t)e, VG_H_CUevent))
+				return CUDA_ERROR_INVALID_HANDLE;
+			break;
+		}
+		case CU_LAUNCH_ATTRIBUTE_DEVICE_UPDATABLE_KERNEL_NODE:
+			VG_WARN("cuLaunchKernelEx: device-updatable kernel nodes are not supported yet");
+			return CUDA_ERROR_NOT_SUPPORTED;
+		default:
+			break;
+		}
+		vg_put_u32(b, (uint32_t)attrs[i].id);
+		vg_put_bytes(b, v, sizeof(v));
+	}
+	return CUDA_SUCCESS;
+}
+
+static void dims_from_config(const CUlaunchConfig *config, struct launch_dims *dm)
+{
+	dm->g[0] = config->gridDimX;
+	dm->g[1] = config->gridDimY;
+	dm->g[2] = config->gridDimZ;
+	dm->b[0] = config->blockDimX;
+	dm->b[1] = config->blockDimY;
+	dm->b[2] = config->blockDimZ;
+	dm->shmem = config->sharedMemBytes;
+	dm->stream = config->hStream;
+}
+
 static CUresult launch(CUfunction f, const struct launch_dims *dm, const CUlaunchAttribute *attrs,
 		       unsigned int nattrs, int ex, void **kernelParams, void **extra)
 {
@@ -182,7 +236,6 @@ static CUresult launch(CUfunction f, const struct launch_dims *dm, const CUlaunc
 	size_t size = 0;
 	struct vg_buf *b, rep;
 	CUresult res = lc_check();
-	unsigned int i;
 
 	if (res != CUDA_SUCCESS)
 		return res;
@@ -203,40 +256,9 @@ static CUresult launch(CUfunction f, const struct launch_dims *dm, const CUlaunc
 	if (!b)
 		return CUDA_ERROR_DEVICE_UNAVAILABLE;
 	vg_put_u64(b, id);
-	for (i = 0; i < 3; i++)
-		vg_put_u32(b, dm->g[i]);
-	for (i = 0; i < 3; i++)
-		vg_put_u32(b, dm->b[i]);
-	vg_put_u32(b, dm->shmem);
-	res = lc_put_handle(b, dm->stream, VG_H_CUstream, 1);
+	res = put_config(b, dm, attrs, nattrs, ex);
 	if (res != CUDA_SUCCESS)
 		return res;
-	if (ex) {
-		vg_put_u32(b, nattrs);
-		for (i = 0; i < nattrs; i++) {
-			uint8_t v[VG_LAUNCH_ATTR_BYTES];
-
-			memcpy(v, &attrs[i].value, sizeof(attrs[i].value));
-			switch ((int)attrs[i].id) {
-			case CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT:
-			case CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT: {
-				CUevent e;
-
-				memcpy(&e, v, sizeof(e));
-				if (!e || !lc_handle_known((uint64_t)(uintptr_t)e, VG_H_CUevent))
-					return CUDA_ERROR_INVALID_HANDLE;
-				break;
-			}
-			case CU_LAUNCH_ATTRIBUTE_DEVICE_UPDATABLE_KERNEL_NODE:
-				VG_WARN("cuLaunchKernelEx: device-updatable kernel nodes are not supported yet");
-				return CUDA_ERROR_NOT_SUPPORTED;
-			default:
-				break;
-			}
-			vg_put_u32(b, (uint32_t)attrs[i].id);
-			vg_put_bytes(b, v, sizeof(v));
-		}
-	}
 	vg_put_blob(b, params, (uint32_t)size);
 	/* A launch has no outputs: it does not wait for the host. */
 	res = lc_send_async(ex ? VG_OP_LAUNCH_EX : VG_OP_LAUNCH, b);
@@ -270,14 +292,7 @@ static CUresult launch_ex(const CUlaunchConfig *config, CUfunction f, void **ker
 
 	if (!config)
 		return CUDA_ERROR_INVALID_VALUE;
-	dm.g[0] = config->gridDimX;
-	dm.g[1] = config->gridDimY;
-	dm.g[2] = config->gridDimZ;
-	dm.b[0] = config->blockDimX;
-	dm.b[1] = config->blockDimY;
-	dm.b[2] = config->blockDimZ;
-	dm.shmem = config->sharedMemBytes;
-	dm.stream = config->hStream;
+	dims_from_config(config, &dm);
 	if (ptsz && !dm.stream)
 		dm.stream = CU_STREAM_PER_THREAD;
 	return launch(f, &dm, config->attrs, config->numAttrs, 1, kernelParams, extra);
@@ -386,4 +401,54 @@ VG_EXPORT CUresult cuOccupancyMaxPotentialBlockSizeWithFlags(int *minGridSize, i
 {
 	return occupancy(minGridSize, blockSize, func, blockSizeToDynamicSMemSize, dynamicSMemSize,
 			 blockSizeLimit, flags);
+}
+
+/*
+ * OCC_CLUSTERS: u32 which (0 max active clusters, 1 max potential cluster
+ * size), u64 function, the configuration as LAUNCH_EX carries it.  Reply:
+ * i32 the answer.
+ */
+static CUresult occ_clusters(uint32_t which, int *out, CUfunction func, const CUlaunchConfig *config)
+{
+	uint64_t id = (uint64_t)(uintptr_t)func;
+	struct launch_dims dm;
+	struct vg_buf *b, rep;
+	struct vg_rd r;
+	CUresult res = lc_check();
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!out || !config || (config->numAttrs && !config->attrs) || config->numAttrs > VG_LAUNCH_ATTRS_MAX)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (!func || !lc_handle_known(id, VG_H_CUfunction))
+		return CUDA_ERROR_INVALID_HANDLE;
+	dims_from_config(config, &dm);
+	b = lc_scratch();
+	if (!b)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	vg_put_u32(b, which);
+	vg_put_u64(b, id);
+	res = put_config(b, &dm, config->attrs, config->numAttrs, 1);
+	if (res != CUDA_SUCCESS)
+		return res;
+	vg_buf_init(&rep);
+	res = lc_rpc(VG_OP_OCC_CLUSTERS, b, &rep);
+	if (res == CUDA_SUCCESS) {
+		vg_rd_init(&r, rep.p, rep.len);
+		*out = (int)vg_get_u32(&r);
+		if (r.err)
+			res = CUDA_ERROR_UNKNOWN;
+	}
+	vg_buf_fini(&rep);
+	return res;
+}
+
+VG_EXPORT CUresult cuOccupancyMaxActiveClusters(int *numClusters, CUfunction func, const CUlaunchConfig *config)
+{
+	return occ_clusters(0, numClusters, func, config);
+}
+
+VG_EXPORT CUresult cuOccupancyMaxPotentialClusterSize(int *clusterSize, CUfunction func, const CUlaunchConfig *config)
+{
+	return occ_clusters(1, clusterSize, func, config);
 }

@@ -175,56 +175,88 @@ static CUresult op_func_info(struct vg_rd *r, struct vg_buf *out)
  * LAUNCH_EX: the same with, before the blob, u32 nattrs and per attribute
  * u32 id and VG_LAUNCH_ATTR_BYTES of value (event handles as ids).
  */
+/* Reads geometry, stream and (ex) attributes as LAUNCH / LAUNCH_EX carry them. */
+struct wk_config {
+	uint32_t g[3], b[3], shmem, nattrs;
+	void *stream;
+	CUlaunchAttribute attrs[VG_LAUNCH_ATTRS_MAX];
+};
+
+static CUresult get_config(struct vg_rd *r, struct wk_config *c, int ex)
+{
+	CUresult res, hres;
+	uint32_t i;
+
+	for (i = 0; i < 3; i++)
+		c->g[i] = vg_get_u32(r);
+	for (i = 0; i < 3; i++)
+		c->b[i] = vg_get_u32(r);
+	c->shmem = vg_get_u32(r);
+	res = wk_get_handle(r, VG_H_CUstream, &c->stream);
+	c->nattrs = 0;
+	if (!ex)
+		return res;
+	c->nattrs = vg_get_u32(r);
+	if (c->nattrs > VG_LAUNCH_ATTRS_MAX)
+		wk_fatal("a launch configuration with %u attributes", c->nattrs);
+	memset(c->attrs, 0, sizeof(c->attrs));
+	for (i = 0; i < c->nattrs && !r->err; i++) {
+		const void *v;
+
+		c->attrs[i].id = (CUlaunchAttributeID)vg_get_u32(r);
+		v = vg_get_bytes(r, VG_LAUNCH_ATTR_BYTES);
+		if (!v)
+			break;
+		memcpy(&c->attrs[i].value, v, VG_LAUNCH_ATTR_BYTES);
+		if (c->attrs[i].id == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT ||
+		    c->attrs[i].id == CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT) {
+			struct vg_rd er;
+			void *ev;
+
+			vg_rd_init(&er, v, 8);
+			hres = wk_get_handle(&er, VG_H_CUevent, &ev);
+			if (res == CUDA_SUCCESS)
+				res = hres;
+			memcpy(&c->attrs[i].value, &ev, sizeof(ev));
+		} else if (c->attrs[i].id == CU_LAUNCH_ATTRIBUTE_DEVICE_UPDATABLE_KERNEL_NODE) {
+			if (res == CUDA_SUCCESS)
+				res = CUDA_ERROR_NOT_SUPPORTED;
+		}
+	}
+	return res;
+}
+
+static void config_fill(const struct wk_config *c, CUlaunchConfig *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->gridDimX = c->g[0];
+	cfg->gridDimY = c->g[1];
+	cfg->gridDimZ = c->g[2];
+	cfg->blockDimX = c->b[0];
+	cfg->blockDimY = c->b[1];
+	cfg->blockDimZ = c->b[2];
+	cfg->sharedMemBytes = c->shmem;
+	cfg->hStream = (CUstream)c->stream;
+	cfg->attrs = (CUlaunchAttribute *)c->attrs;
+	cfg->numAttrs = c->nattrs;
+}
+
 static CUresult op_launch(struct vg_rd *r, int ex)
 {
-	uint32_t g[3], b[3], shmem, n = 0, nattrs = 0, i;
+	uint32_t n = 0;
 	int is_null = 0;
-	void *f = NULL, *s, *extra[5];
+	void *f = NULL, *extra[5];
 	const void *params;
 	size_t size;
 	uint64_t buf[VG_PARAM_BYTES_MAX / 8];
-	CUlaunchAttribute attrs[VG_LAUNCH_ATTRS_MAX];
+	struct wk_config c;
 	CUresult res = CUDA_SUCCESS, hres;
 
 	if (!wk_handle_lookup(vg_get_u64(r), VG_H_CUfunction, &f))
 		res = CUDA_ERROR_INVALID_HANDLE;
-	for (i = 0; i < 3; i++)
-		g[i] = vg_get_u32(r);
-	for (i = 0; i < 3; i++)
-		b[i] = vg_get_u32(r);
-	shmem = vg_get_u32(r);
-	hres = wk_get_handle(r, VG_H_CUstream, &s);
+	hres = get_config(r, &c, ex);
 	if (res == CUDA_SUCCESS)
 		res = hres;
-	if (ex) {
-		nattrs = vg_get_u32(r);
-		if (nattrs > VG_LAUNCH_ATTRS_MAX)
-			wk_fatal("LAUNCH_EX with %u attributes", nattrs);
-		memset(attrs, 0, sizeof(attrs));
-		for (i = 0; i < nattrs && !r->err; i++) {
-			const void *v;
-
-			attrs[i].id = (CUlaunchAttributeID)vg_get_u32(r);
-			v = vg_get_bytes(r, VG_LAUNCH_ATTR_BYTES);
-			if (!v)
-				break;
-			memcpy(&attrs[i].value, v, VG_LAUNCH_ATTR_BYTES);
-			if (attrs[i].id == CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT ||
-			    attrs[i].id == CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT) {
-				struct vg_rd er;
-				void *ev;
-
-				vg_rd_init(&er, v, 8);
-				hres = wk_get_handle(&er, VG_H_CUevent, &ev);
-				if (res == CUDA_SUCCESS)
-					res = hres;
-				memcpy(&attrs[i].value, &ev, sizeof(ev));
-			} else if (attrs[i].id == CU_LAUNCH_ATTRIBUTE_DEVICE_UPDATABLE_KERNEL_NODE) {
-				if (res == CUDA_SUCCESS)
-					res = CUDA_ERROR_NOT_SUPPORTED;
-			}
-		}
-	}
 	params = vg_get_blob(r, VG_PARAM_BYTES_MAX, &n, &is_null);
 	if (r->err || r->off != r->len)
 		wk_fatal("malformed LAUNCH");
@@ -238,17 +270,42 @@ static CUresult op_launch(struct vg_rd *r, int ex)
 	extra[3] = &size;
 	extra[4] = CU_LAUNCH_PARAM_END;
 	if (ex) {
-		CUlaunchConfig cfg = {
-			.gridDimX = g[0], .gridDimY = g[1], .gridDimZ = g[2],
-			.blockDimX = b[0], .blockDimY = b[1], .blockDimZ = b[2],
-			.sharedMemBytes = shmem, .hStream = (CUstream)s,
-			.attrs = attrs, .numAttrs = nattrs,
-		};
+		CUlaunchConfig cfg;
 
+		config_fill(&c, &cfg);
 		return WK_CALL(cuLaunchKernelEx, &cfg, (CUfunction)f, NULL, extra);
 	}
-	return WK_CALL(cuLaunchKernel, (CUfunction)f, g[0], g[1], g[2], b[0], b[1], b[2], shmem,
-		    (CUstream)s, NULL, extra);
+	return WK_CALL(cuLaunchKernel, (CUfunction)f, c.g[0], c.g[1], c.g[2], c.b[0], c.b[1], c.b[2], c.shmem,
+		       (CUstream)c.stream, NULL, extra);
+}
+
+/* OCC_CLUSTERS: documented in libcuda/launch.c. */
+static CUresult op_occ_clusters(struct vg_rd *r, struct vg_buf *out)
+{
+	uint32_t which = vg_get_u32(r);
+	void *f = NULL;
+	struct wk_config c;
+	CUlaunchConfig cfg;
+	CUresult res = CUDA_SUCCESS, hres;
+	int v = 0;
+
+	if (!wk_handle_lookup(vg_get_u64(r), VG_H_CUfunction, &f))
+		res = CUDA_ERROR_INVALID_HANDLE;
+	hres = get_config(r, &c, 1);
+	if (res == CUDA_SUCCESS)
+		res = hres;
+	if (r->err || r->off != r->len || which > 1)
+		wk_fatal("malformed OCC_CLUSTERS");
+	if (res != CUDA_SUCCESS)
+		return res;
+	config_fill(&c, &cfg);
+	if (which == 0)
+		res = WK_CALL(cuOccupancyMaxActiveClusters, &v, (CUfunction)f, &cfg);
+	else
+		res = WK_CALL(cuOccupancyMaxPotentialClusterSize, &v, (CUfunction)f, &cfg);
+	if (res == CUDA_SUCCESS)
+		vg_put_u32(out, (uint32_t)v);
+	return res;
 }
 
 /*
@@ -935,6 +992,8 @@ CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_
 		return op_graph_update(r, out);
 	case VG_OP_RING_ATTACH:
 		return op_ring_attach(t, r);
+	case VG_OP_OCC_CLUSTERS:
+		return op_occ_clusters(r, out);
 	default:
 		wk_fatal("unknown operation %#x", op);
 	}

@@ -25,6 +25,7 @@ enum vg_op_more {
 	VG_OP_ATTR_VALUE    = VG_OP_BASE + 17,	/* pool and graph-memory attributes (void *value) */
 	VG_OP_GRAPH_UPDATE  = VG_OP_BASE + 18,	/* cuGraphExecUpdate_v2 */
 	VG_OP_RING_ATTACH   = VG_OP_BASE + 19,	/* u32 ring bytes, memfd attached: this channel moves to rings */
+	VG_OP_OCC_CLUSTERS  = VG_OP_BASE + 20,	/* cuOccupancyMaxActiveClusters / MaxPotentialClusterSize */
 };
 
 /* HOST_CALL ops (host -> guest, answered with HOST_RETURN). */
