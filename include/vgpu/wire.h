@@ -20,7 +20,10 @@
  *    state (current context, per-thread default stream) lives in that host
  *    thread.  Closing the thread channel ends that host thread.
  *  - CALL / REPLY travel on thread channels.  HOST_CALL / HOST_RETURN are
- *    reserved for host->guest calls (callbacks), on the same channel.
+ *    host->guest calls made while a CALL runs (callbacks, VG_HC_* in
+ *    include/vgpu/ops.h), on the same channel.
+ *  - STATS / STATS_REPLY travel on the control channel.  ERROR may travel
+ *    on any channel, either way, just before its sender closes it.
  */
 #ifndef VGPU_WIRE_H
 #define VGPU_WIRE_H
