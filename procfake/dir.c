@@ -239,9 +239,10 @@ PF_EXPORT DIR *opendir(const char *path)
 	return NULL;
 }
 
-#define PF_REAL_OR(call, fail) do {			\
-		if (pf_real.call)			\
-			return pf_real.call;		\
+/* libc's function, or (before the constructor resolved it) a plain failure. */
+#define PF_REAL_OR(fn, args, fail) do {			\
+		if (pf_real.fn)				\
+			return pf_real.fn args;		\
 		errno = ENOSYS;				\
 		return fail;				\
 	} while (0)
@@ -252,7 +253,7 @@ PF_EXPORT struct dirent *readdir(DIR *d)
 
 	if (pd)
 		return pf_dir_read(pd);
-	PF_REAL_OR(readdir(d), NULL);
+	PF_REAL_OR(readdir, (d), NULL);
 }
 
 PF_EXPORT struct dirent64 *readdir64(DIR *d)
@@ -261,7 +262,7 @@ PF_EXPORT struct dirent64 *readdir64(DIR *d)
 
 	if (pd)
 		return pf_dir_read64(pd);
-	PF_REAL_OR(readdir64(d), NULL);
+	PF_REAL_OR(readdir64, (d), NULL);
 }
 
 PF_EXPORT int readdir_r(DIR *d, struct dirent *entry, struct dirent **result)
@@ -276,7 +277,7 @@ PF_EXPORT int readdir_r(DIR *d, struct dirent *entry, struct dirent **result)
 		*result = e ? entry : NULL;
 		return 0;
 	}
-	PF_REAL_OR(readdir_r(d, entry, result), ENOSYS);
+	PF_REAL_OR(readdir_r, (d, entry, result), ENOSYS);
 }
 
 PF_EXPORT int readdir64_r(DIR *d, struct dirent64 *entry, struct dirent64 **result)
@@ -291,7 +292,7 @@ PF_EXPORT int readdir64_r(DIR *d, struct dirent64 *entry, struct dirent64 **resu
 		*result = e ? entry : NULL;
 		return 0;
 	}
-	PF_REAL_OR(readdir64_r(d, entry, result), ENOSYS);
+	PF_REAL_OR(readdir64_r, (d, entry, result), ENOSYS);
 }
 
 PF_EXPORT int closedir(DIR *d)
@@ -302,7 +303,7 @@ PF_EXPORT int closedir(DIR *d)
 		pf_dir_close(pd);
 		return 0;
 	}
-	PF_REAL_OR(closedir(d), -1);
+	PF_REAL_OR(closedir, (d), -1);
 }
 
 PF_EXPORT void rewinddir(DIR *d)
@@ -325,7 +326,7 @@ PF_EXPORT int dirfd(DIR *d)
 		errno = ENOTSUP;	/* a directory that exists nowhere has no descriptor */
 		return -1;
 	}
-	PF_REAL_OR(dirfd(d), -1);
+	PF_REAL_OR(dirfd, (d), -1);
 }
 
 PF_EXPORT long telldir(DIR *d)
@@ -334,7 +335,7 @@ PF_EXPORT long telldir(DIR *d)
 
 	if (pd)
 		return pd->pos;
-	PF_REAL_OR(telldir(d), -1);
+	PF_REAL_OR(telldir, (d), -1);
 }
 
 /* Positions are entry counts: rewind, then read that many entries again. */
@@ -432,7 +433,7 @@ PF_EXPORT int scandir(const char *path, struct dirent ***out,
 
 	if (!pass)
 		return d ? pf_scandir(d, out, filter, cmp) : -1;
-	PF_REAL_OR(scandir(path, out, filter, cmp), -1);
+	PF_REAL_OR(scandir, (path, out, filter, cmp), -1);
 }
 
 PF_EXPORT int scandir64(const char *path, struct dirent64 ***out,
@@ -444,5 +445,5 @@ PF_EXPORT int scandir64(const char *path, struct dirent64 ***out,
 
 	if (!pass)
 		return d ? pf_scandir64(d, out, filter, cmp) : -1;
-	PF_REAL_OR(scandir64(path, out, filter, cmp), -1);
+	PF_REAL_OR(scandir64, (path, out, filter, cmp), -1);
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include "pf.h"
@@ -33,6 +34,7 @@
 
 int pf_active;
 struct pf_tree pf_tree;
+long long pf_mtime;
 struct pf_real pf_real;
 
 /* Static, not on the stack: the constructor may run on a small stack. */
@@ -104,6 +106,13 @@ static void pf_init(void)
 		goto out;
 	if (pf_tree_build(&pf_tree, &pf_id, pf_sys_exists))
 		goto out;
+	{
+		/* Same in every process, like a real driver's load time. */
+		struct stat st;
+
+		if (pf_sys(PF_SYS_FSTATAT, AT_FDCWD, (long)PF_IDENTITY_PATH, (long)&st, 0, 0) == 0)
+			pf_mtime = st.st_mtim.tv_sec;
+	}
 	/* Threads the program starts later see the tree through pthread_create's ordering. */
 	__atomic_store_n(&pf_active, 1, __ATOMIC_RELEASE);
 out:

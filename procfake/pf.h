@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/syscall.h>
 #include <sys/types.h>
 
 #define PF_GPU_MAX	8
@@ -123,6 +124,12 @@ const char *pf_node_name(const struct pf_node *n);
 
 /* ---- Preload half ---- */
 
+#ifdef SYS_newfstatat
+#define PF_SYS_FSTATAT SYS_newfstatat
+#else
+#define PF_SYS_FSTATAT SYS_fstatat64
+#endif
+
 /* Raw system calls (pass-through and the library's own I/O). */
 long pf_sys(long nr, long a, long b, long c, long d, long e);
 int pf_sys_read_file(const char *path, char *buf, size_t size, size_t *len);
@@ -131,6 +138,8 @@ int pf_sys_exists(const char *path);
 /* Set once by the constructor; read by every interposer. */
 extern int pf_active;
 extern struct pf_tree pf_tree;
+/* Time stamp of every fake node: the identity file's modification time. */
+extern long long pf_mtime;
 
 /*
  * Turns a (dirfd, path) pair into an absolute path when it can; -1 when the

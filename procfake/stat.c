@@ -9,16 +9,11 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 
 #include "pf.h"
-
-#ifdef SYS_newfstatat
-#define PF_SYS_FSTATAT SYS_newfstatat
-#else
-#define PF_SYS_FSTATAT SYS_fstatat64
-#endif
 
 /* glibc's _STAT_VER values the old __xstat entry points accept. */
 #if defined(__x86_64__)
@@ -65,6 +60,9 @@ static int pf_describes(const struct pf_node *n)
 			makedev((n)->major, (n)->minor) : 0;			\
 		(st)->st_size = (n)->size;					\
 		(st)->st_blksize = 4096;					\
+		(st)->st_atim.tv_sec = pf_mtime;				\
+		(st)->st_mtim.tv_sec = pf_mtime;				\
+		(st)->st_ctim.tv_sec = pf_mtime;				\
 	} while (0)
 
 static int pf_stat_node(const struct pf_node *n, struct stat *st)
@@ -199,6 +197,9 @@ PF_EXPORT int statx(int dirfd, const char *path, int flags, unsigned mask, struc
 	stx->stx_rdev_minor = n->type == PF_CHR ? n->minor : 0;
 	stx->stx_dev_major = PF_DEV_MAJOR;
 	stx->stx_dev_minor = PF_DEV_MINOR;
+	stx->stx_atime.tv_sec = pf_mtime;
+	stx->stx_mtime.tv_sec = pf_mtime;
+	stx->stx_ctime.tv_sec = pf_mtime;
 	return 0;
 }
 
@@ -301,4 +302,51 @@ PF_EXPORT ssize_t readlink(const char *path, char *buf, size_t size)
 PF_EXPORT ssize_t readlinkat(int dirfd, const char *path, char *buf, size_t size)
 {
 	return pf_readlinkat(dirfd, path, buf, size);
+}
+
+/*
+ * Extended attributes: fake nodes have none (what proc and sysfs answer for
+ * security labels), so ls -l and SELinux-aware programs do not stumble.
+ */
+static ssize_t pf_getxattr(const char *path, const char *name, void *value, size_t size,
+			   int follow)
+{
+	const struct pf_node *n = pf_lookup_at(AT_FDCWD, path, follow);
+
+	if (pf_describes(n)) {
+		errno = ENODATA;
+		return -1;
+	}
+	return pf_sys(follow ? SYS_getxattr : SYS_lgetxattr, (long)path, (long)name, (long)value,
+		      (long)size, 0);
+}
+
+PF_EXPORT ssize_t getxattr(const char *path, const char *name, void *value, size_t size)
+{
+	return pf_getxattr(path, name, value, size, 1);
+}
+
+PF_EXPORT ssize_t lgetxattr(const char *path, const char *name, void *value, size_t size)
+{
+	return pf_getxattr(path, name, value, size, 0);
+}
+
+static ssize_t pf_listxattr(const char *path, char *list, size_t size, int follow)
+{
+	const struct pf_node *n = pf_lookup_at(AT_FDCWD, path, follow);
+
+	if (pf_describes(n))
+		return 0;
+	return pf_sys(follow ? SYS_listxattr : SYS_llistxattr, (long)path, (long)list, (long)size,
+		      0, 0);
+}
+
+PF_EXPORT ssize_t listxattr(const char *path, char *list, size_t size)
+{
+	return pf_listxattr(path, list, size, 1);
+}
+
+PF_EXPORT ssize_t llistxattr(const char *path, char *list, size_t size)
+{
+	return pf_listxattr(path, list, size, 0);
 }

@@ -186,7 +186,7 @@ static int pf_add_link(struct pf_tree *t, const char *path, const char *text)
 	if (!n->data || !n->target)
 		return -ENOSPC;
 	n->len = len;
-	n->size = len;
+	n->size = 0;	/* sysfs links report no size */
 	return 0;
 }
 
@@ -414,8 +414,14 @@ const struct pf_node *pf_tree_lookup(const struct pf_tree *t, const char *path, 
 	char canon[PF_PATH_MAX], next[PF_PATH_MAX];
 	unsigned hops, i;
 
+	size_t len = strlen(path);
+
 	if (pf_path_canon(path, canon, sizeof(canon)))
 		return NULL;
+	/* "link/" and "link/." name the directory the link points to, as in the kernel */
+	if ((len > 0 && path[len - 1] == '/') ||
+	    (len > 1 && path[len - 1] == '.' && path[len - 2] == '/'))
+		follow = 1;
 	for (hops = 0; hops < 8; hops++) {
 		const struct pf_node *link = NULL;
 		size_t pl = 0;

@@ -196,6 +196,9 @@ static void test_tree_contents(void **state)
 	n = find("/sys/bus/pci/devices/0000:01:00.0", 1);
 	assert_non_null(n);
 	assert_int_equal(n->type, PF_DIR);
+	n = find("/sys/bus/pci/devices/0000:01:00.0/", 0);
+	assert_non_null(n);
+	assert_int_equal(n->type, PF_DIR);
 	n = find("/sys/bus/pci/devices/0000:01:00.0/../0000:01:00.0/vendor", 1);
 	assert_non_null(n);
 	assert_string_equal(n->data, "0x10de\n");
