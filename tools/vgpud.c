@@ -58,6 +58,7 @@ struct vd_opts {
 static struct {
 	pid_t pid[VD_WORKERS_MAX];
 	int n;
+	int stopping;		/* we sent the SIGTERMs: they are no news */
 } workers;
 
 /* A descriptor held in reserve: closed to accept (and drop) a connection
@@ -236,8 +237,10 @@ static void workers_reap(void)
 		if (pid <= 0)
 			return;
 		workers_remove(pid);
-		if (WIFSIGNALED(status))
+		if (WIFSIGNALED(status) && !(workers.stopping && WTERMSIG(status) == SIGTERM))
 			VG_WARN("worker %d ended by signal %d", (int)pid, WTERMSIG(status));
+		else if (WIFSIGNALED(status))
+			VG_INFO("worker %d stopped", (int)pid);
 		else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
 			VG_INFO("worker %d exited with status %d", (int)pid, WEXITSTATUS(status));
 		else
@@ -303,6 +306,7 @@ static void workers_stop(void)
 	struct timespec ts = { 0, 20 * 1000 * 1000 };
 	int i, waited;
 
+	workers.stopping = 1;
 	for (i = 0; i < workers.n; i++)
 		kill(workers.pid[i], SIGTERM);
 	for (waited = 0; workers.n > 0 && waited < VD_STOP_GRACE_MS; waited += 20) {
