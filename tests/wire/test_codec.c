@@ -684,6 +684,7 @@ static void test_header_rules(void **state)
 	assert_int_equal(hdr_with(44, 0x0105, 0, 0), -EPROTO);
 	/* Flags: every known combination, and each unknown bit alone. */
 	assert_int_equal(hdr_with(44, VG_MSG_CALL, VG_F_NO_REPLY | VG_F_ORDERED, 0), 0);
+	assert_int_equal(hdr_with(44, VG_MSG_CALL, VG_F_FLAGS_KNOWN, 0), 0);
 	for (unsigned int bit = 0; bit < 16; bit++) {
 		uint16_t f = (uint16_t)(1u << bit);
 
@@ -708,6 +709,43 @@ static void test_header_encode_fields(void **state)
 	assert_int_equal(out[28] | out[29] | out[30] | out[31], 0);
 	assert_int_equal(vg_hdr_decode(out, &d), 0);
 	assert_int_equal(d.status, -5);
+}
+
+/* The numbers that are the protocol, frozen: changing one is a new version. */
+static void test_constants_frozen(void **state)
+{
+	static const uint8_t magic[4] = { 'V', 'G', 'P', 'U' };
+	uint8_t le[4];
+
+	put_le32(le, VG_WIRE_MAGIC);
+	assert_memory_equal(le, magic, 4);
+	assert_int_equal(VG_WIRE_VERSION, 1);
+	assert_int_equal(VG_HDR_SIZE, 32);
+	assert_int_equal(VG_MSG_HELLO, 1);
+	assert_int_equal(VG_MSG_WELCOME, 2);
+	assert_int_equal(VG_MSG_THREAD_OPEN, 3);
+	assert_int_equal(VG_MSG_THREAD_OPENED, 4);
+	assert_int_equal(VG_MSG_CALL, 5);
+	assert_int_equal(VG_MSG_REPLY, 6);
+	assert_int_equal(VG_MSG_HOST_CALL, 7);
+	assert_int_equal(VG_MSG_HOST_RETURN, 8);
+	assert_int_equal(VG_MSG_ERROR, 9);
+	assert_int_equal(VG_MSG_STATS, 10);
+	assert_int_equal(VG_MSG_STATS_REPLY, 11);
+	assert_int_equal(VG_F_NO_REPLY, 0x0001);
+	assert_int_equal(VG_F_ORDERED, 0x0002);
+	assert_int_equal(VG_F_FD, 0x0004);
+	assert_int_equal(VG_F_FLAGS_KNOWN, 0x0007);
+	assert_int_equal(VG_CAP_ASYNC, 1);
+	assert_int_equal(VG_CAP_SHM, 2);
+	assert_int_equal(VG_NULL_LEN, 0xffffffffu);
+	assert_int_equal(VG_OP_BASE, 0x10000);
+	/* The maxima both sides enforce. */
+	assert_int_equal(VG_MSG_MAX, 256u << 20);
+	assert_int_equal(VG_ENV_MAX, 64);
+	assert_int_equal(VG_ENV_ENTRY_MAX, 4096);
+	assert_int_equal(VG_TEXT_MAX, 1024);
+	assert_int_equal(VG_STATS_MAX, 4096);
 }
 
 /* ---- the reader -------------------------------------------------------- */
@@ -902,6 +940,7 @@ int main(void)
 		cmocka_unit_test(test_stats_reply_limits),
 		cmocka_unit_test(test_header_rules),
 		cmocka_unit_test(test_header_encode_fields),
+		cmocka_unit_test(test_constants_frozen),
 		cmocka_unit_test(test_reader_bounds),
 		cmocka_unit_test(test_reader_blobs),
 		cmocka_unit_test(test_writer_layout),
