@@ -126,8 +126,10 @@ CUresult lc_put_handle(struct vg_buf *b, const void *h, int htype, int null_ok)
 {
 	uint64_t id = (uint64_t)(uintptr_t)h;
 
-	if (!handle_is_special(id, htype) && !lc_handle_known(id, htype))
+	if (!handle_is_special(id, htype) && !lc_handle_known(id, htype)) {
+		VG_DEBUG("unknown %s handle %#llx", vg_htype_names[htype], (unsigned long long)id);
 		return bad_handle(id, htype);
+	}
 	(void)null_ok;
 	vg_put_u64(b, id);
 	return CUDA_SUCCESS;

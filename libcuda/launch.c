@@ -244,14 +244,19 @@ static CUresult launch(CUfunction f, const struct launch_dims *dm, const CUlaunc
 	if (nattrs > VG_LAUNCH_ATTRS_MAX || (nattrs && !attrs))
 		return CUDA_ERROR_INVALID_VALUE;
 	res = check_dims(dm);
-	if (res != CUDA_SUCCESS)
+	if (res != CUDA_SUCCESS) {
+		VG_DEBUG("launch refused: grid %ux%ux%u block %ux%ux%u", dm->g[0], dm->g[1], dm->g[2], dm->b[0],
+			 dm->b[1], dm->b[2]);
 		return res;
+	}
 	res = lc_async_precheck();
 	if (res != CUDA_SUCCESS)
 		return res;
 	res = pack_params(id, kernelParams, extra, packed, &params, &size);
-	if (res != CUDA_SUCCESS)
+	if (res != CUDA_SUCCESS) {
+		VG_DEBUG("launch: parameters not packed: %d", res);
 		return res;
+	}
 	b = lc_scratch();
 	if (!b)
 		return CUDA_ERROR_DEVICE_UNAVAILABLE;

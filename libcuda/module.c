@@ -108,27 +108,61 @@ size_t lc_image_size(const void **start)
 	return strnlen((const char *)p, VG_MSG_MAX - 1) + 1;
 }
 
+/*
+ * An image as the host gets it: a blob, then u32 n and n blobs, the fatbins
+ * of a version-2 wrapper's NULL-terminated list (relocatable device code),
+ * which the host puts back into a wrapper of its own.
+ */
+#define LC_WRAPPER_FATBINS_MAX 256
+
+static CUresult put_image(struct vg_buf *b, const void *image)
+{
+	const uint8_t *w = image;
+	const void *const *list = NULL;
+	const void *start = image;
+	uint32_t n = 0, i;
+	size_t len;
+
+	if (rd32(w) == WRAPPER_MAGIC && rd32(w + 4) == 2)
+		list = (const void *const *)(uintptr_t)rd64(w + 16);
+	len = lc_image_size(&start);
+	if (!len)
+		return CUDA_ERROR_INVALID_IMAGE;
+	vg_put_blob(b, start, (uint32_t)len);
+	while (list && list[n] && n < LC_WRAPPER_FATBINS_MAX)
+		n++;
+	VG_DEBUG("image: %zu bytes%s, %u more fatbins", len, start != image ? " (wrapped)" : "", n);
+	vg_put_u32(b, n);
+	for (i = 0; i < n; i++) {
+		const void *f = list[i];
+
+		len = lc_image_size(&f);
+		if (!len)
+			return CUDA_ERROR_INVALID_IMAGE;
+		vg_put_blob(b, f, (uint32_t)len);
+	}
+	return CUDA_SUCCESS;
+}
+
 static CUresult module_load(CUmodule *module, const void *image, uint32_t kind)
 {
 	struct vg_buf *b, rep;
 	struct vg_rd r;
 	CUresult res = lc_check();
-	size_t n;
 	uint64_t id;
 
 	if (res != CUDA_SUCCESS)
 		return res;
 	if (!module || !image)
 		return CUDA_ERROR_INVALID_VALUE;
-	n = lc_image_size(&image);
-	if (!n)
-		return CUDA_ERROR_INVALID_IMAGE;
 	b = lc_scratch();
 	if (!b)
 		return CUDA_ERROR_DEVICE_UNAVAILABLE;
 	vg_put_u32(b, kind);
 	vg_put_u64(b, lc_handle_propose());
-	vg_put_blob(b, image, (uint32_t)n);
+	res = put_image(b, image);
+	if (res != CUDA_SUCCESS)
+		return res;
 	vg_buf_init(&rep);
 	res = lc_rpc(VG_OP_MODULE_LOAD, b, &rep);
 	if (res == CUDA_SUCCESS) {
@@ -257,21 +291,19 @@ static CUresult library_load(CUlibrary *library, const void *code)
 	struct vg_buf *b, rep;
 	struct vg_rd r;
 	CUresult res = lc_check();
-	size_t n;
 	uint64_t id;
 
 	if (res != CUDA_SUCCESS)
 		return res;
 	if (!library || !code)
 		return CUDA_ERROR_INVALID_VALUE;
-	n = lc_image_size(&code);
-	if (!n)
-		return CUDA_ERROR_INVALID_IMAGE;
 	b = lc_scratch();
 	if (!b)
 		return CUDA_ERROR_DEVICE_UNAVAILABLE;
 	vg_put_u64(b, lc_handle_propose());
-	vg_put_blob(b, code, (uint32_t)n);
+	res = put_image(b, code);
+	if (res != CUDA_SUCCESS)
+		return res;
 	vg_buf_init(&rep);
 	res = lc_rpc(VG_OP_LIBRARY_LOAD, b, &rep);
 	if (res == CUDA_SUCCESS) {

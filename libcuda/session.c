@@ -350,6 +350,9 @@ CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, in
 			goto lost;
 		}
 		note_sticky((CUresult)h.status);
+		if (h.status != 0 && vg_log_enabled(VG_LOG_DEBUG))
+			VG_DEBUG("op %u (%s) returned %d", op,
+				 op < VG_FN_MAX && vg_fn_descs[op].name ? vg_fn_descs[op].name : "manual", h.status);
 		return (CUresult)h.status;
 	}
 lost:

@@ -106,8 +106,10 @@ CUresult wk_get_handle_id(struct vg_rd *r, int htype, void **real, uint64_t *idp
 		*real = (void *)(uintptr_t)id;
 		return CUDA_SUCCESS;
 	}
-	if (!wk_handle_lookup(id, htype, real))
+	if (!wk_handle_lookup(id, htype, real)) {
+		VG_DEBUG("unknown %s handle %#llx", vg_htype_names[htype], (unsigned long long)id);
 		return wk_bad_handle_error(htype);
+	}
 	return CUDA_SUCCESS;
 }
 

@@ -78,41 +78,91 @@ static CUresult op_snapshot(struct vg_rd *r, struct vg_buf *out)
 }
 
 /*
- * MODULE_LOAD: u32 kind (enum vg_module_kind), u64 proposed id, blob image.
+ * An image (libcuda/module.c put_image): a blob, u32 n, n blobs of a
+ * version-2 wrapper's fatbins.  Returns what to hand the driver: an aligned
+ * copy of the blob, or a wrapper of ours around copies.  The copies are kept
+ * for the worker's life: with lazy loading the driver may read them later.
+ */
+#define WK_WRAPPER_FATBINS_MAX 256
+
+struct wk_wrapper {
+	uint32_t magic, version;
+	const void *data;
+	const void **list;
+};
+
+static void *copy_aligned(const void *p, uint32_t n)
+{
+	size_t cap = ((size_t)n + 64) & ~(size_t)63;
+	void *c = aligned_alloc(64, cap);
+
+	if (c) {
+		memcpy(c, p, n);
+		memset((char *)c + n, 0, cap - n);
+	}
+	return c;
+}
+
+static const void *get_image(struct vg_rd *r)
+{
+	uint32_t n = 0, count, i;
+	int is_null = 0;
+	const void *img = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
+	struct wk_wrapper *w;
+	void *first;
+
+	if (r->err || is_null)
+		wk_fatal("malformed module image");
+	first = copy_aligned(img, n);
+	count = vg_get_u32(r);
+	if (r->err || count > WK_WRAPPER_FATBINS_MAX)
+		wk_fatal("malformed module image list");
+	if (!count || !first)
+		return first;
+	w = calloc(1, sizeof(*w));
+	if (!w || !(w->list = calloc(count + 1, sizeof(void *))))
+		return NULL;
+	w->magic = 0x466243b1u;
+	w->version = 2;
+	w->data = first;
+	for (i = 0; i < count; i++) {
+		img = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
+		if (r->err || is_null)
+			wk_fatal("malformed module image list");
+		w->list[i] = copy_aligned(img, n);
+		if (!w->list[i])
+			return NULL;
+	}
+	return w;
+}
+
+/*
+ * MODULE_LOAD: u32 kind (enum vg_module_kind), u64 proposed id, image.
  * Reply: u64 module id.
  */
 static CUresult op_module_load(struct vg_rd *r, struct vg_buf *out)
 {
-	uint32_t kind = vg_get_u32(r), n = 0;
+	uint32_t kind = vg_get_u32(r);
 	uint64_t proposed = vg_get_u64(r);
-	int is_null = 0;
-	const void *img = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
+	const void *img = get_image(r);
 	CUmodule mod = NULL;
 	CUresult res;
-	void *copy;
 
 	if (r->err || r->off != r->len || kind > VG_MOD_FATBIN)
 		wk_fatal("malformed MODULE_LOAD");
-	if (is_null)
-		return CUDA_ERROR_INVALID_VALUE;
-	/* The driver parses the image in place: give it an aligned copy. */
-	copy = aligned_alloc(64, ((size_t)n + 64) & ~(size_t)63);
-	if (!copy)
+	if (!img)
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	memcpy(copy, img, n);
-	memset((char *)copy + n, 0, (((size_t)n + 64) & ~(size_t)63) - n);
 	switch (kind) {
 	case VG_MOD_DATA:
-		res = WK_CALL(cuModuleLoadData, &mod, copy);
+		res = WK_CALL(cuModuleLoadData, &mod, img);
 		break;
 	case VG_MOD_DATA_EX:
-		res = WK_CALL(cuModuleLoadDataEx, &mod, copy, 0, NULL, NULL);
+		res = WK_CALL(cuModuleLoadDataEx, &mod, img, 0, NULL, NULL);
 		break;
 	default:
-		res = WK_CALL(cuModuleLoadFatBinary, &mod, copy);
+		res = WK_CALL(cuModuleLoadFatBinary, &mod, img);
 		break;
 	}
-	free(copy);
 	if (res != CUDA_SUCCESS)
 		return res;
 	proposed = wk_handle_register(mod, VG_H_CUmodule, proposed);
@@ -308,36 +358,21 @@ static CUresult op_occ_clusters(struct vg_rd *r, struct vg_buf *out)
 	return res;
 }
 
-/*
- * LIBRARY_LOAD: u64 proposed id, blob image.  Reply: u64 library id.  JIT
- * and library options are not forwarded.  The image copy is kept for the
- * worker's life: with lazy loading the driver may read it later.
- */
+/* LIBRARY_LOAD: u64 proposed id, image.  Reply: u64 library id.  Options are not forwarded. */
 static CUresult op_library_load(struct vg_rd *r, struct vg_buf *out)
 {
 	uint64_t proposed = vg_get_u64(r);
-	uint32_t n = 0;
-	int is_null = 0;
-	const void *img = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
-	size_t cap = ((size_t)n + 64) & ~(size_t)63;
+	const void *img = get_image(r);
 	CUlibrary lib = NULL;
 	CUresult res;
-	void *copy;
 
 	if (r->err || r->off != r->len)
 		wk_fatal("malformed LIBRARY_LOAD");
-	if (is_null)
-		return CUDA_ERROR_INVALID_VALUE;
-	copy = aligned_alloc(64, cap);
-	if (!copy)
+	if (!img)
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	memcpy(copy, img, n);
-	memset((char *)copy + n, 0, cap - n);
-	res = WK_CALL(cuLibraryLoadData, &lib, copy, NULL, NULL, 0, NULL, NULL, 0);
-	if (res != CUDA_SUCCESS) {
-		free(copy);
+	res = WK_CALL(cuLibraryLoadData, &lib, img, NULL, NULL, 0, NULL, NULL, 0);
+	if (res != CUDA_SUCCESS)
 		return res;
-	}
 	proposed = wk_handle_register(lib, VG_H_CUlibrary, proposed);
 	if (!proposed)
 		wk_fatal("LIBRARY_LOAD with a bad proposed id");

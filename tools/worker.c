@@ -180,6 +180,10 @@ static void *thread_main(void *arg)
 			close(t->fd_in);	/* an operation that keeps it has dup'ed it */
 			t->fd_in = -1;
 		}
+		if (res != CUDA_SUCCESS && vg_log_enabled(VG_LOG_DEBUG))
+			VG_DEBUG("op %u (%s) returned %d%s", h.op,
+				 h.op < VG_FN_MAX && vg_fn_descs[h.op].name ? vg_fn_descs[h.op].name : "manual",
+				 res, noreply ? " (deferred)" : "");
 		if (noreply) {
 			/* Reported by this thread's next synchronising call, once. */
 			if (res != CUDA_SUCCESS && t->deferred == CUDA_SUCCESS)
