@@ -12,7 +12,6 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -133,7 +132,7 @@ static int pf_join(const char *base, size_t bl, const char *path, char *out, siz
 
 int pf_path_abs(int dirfd, const char *path, char *out, size_t size)
 {
-	char base[PATH_MAX];
+	char base[PF_ABS_MAX];
 	long n;
 
 	if (!path || path[0] == '\0')
@@ -167,7 +166,7 @@ int pf_path_abs(int dirfd, const char *path, char *out, size_t size)
 
 const struct pf_node *pf_lookup_at(int dirfd, const char *path, int follow)
 {
-	char abs[PATH_MAX];
+	char abs[PF_ABS_MAX];
 	const struct pf_node *n = NULL;
 	int saved;
 

@@ -27,6 +27,11 @@
 #define PF_COMM_MAX	16	/* TASK_COMM_LEN, NUL included */
 #define PF_NAMES_MAX	32	/* extra names in procfake.conf */
 #define PF_PATH_MAX	160	/* every fake path is shorter */
+/*
+ * Longest path (before "..", "." and "//" are folded) still examined; longer
+ * ones pass through.  Bounded so interposers stay light on small stacks.
+ */
+#define PF_ABS_MAX	1024
 #define PF_NODE_MAX	(16 + PF_GPU_MAX * 24)
 #define PF_ARENA_MAX	(8192 + PF_GPU_MAX * 2048)
 #define PF_DIR_MAX	64	/* fake directory streams open at once */

@@ -31,7 +31,8 @@ static const char *probe, *library;
 #define DEVID "0x2330"
 #define VBIOS "96.00.99.00.01"
 
-static char bdf[32] = "0000:c3:00.0";	/* sysfs form, after any move */
+static char bdf[32];	/* sysfs form of the identity's address */
+static char busid[48];	/* CUDA form, as the identity file has it */
 
 static void write_file(const char *path, const char *text, size_t len)
 {
@@ -42,14 +43,14 @@ static void write_file(const char *path, const char *text, size_t len)
 	close(fd);
 }
 
-static void write_identity(const char *busid)
+static void write_identity(const char *address)
 {
 	char text[1024];
 	int n = snprintf(text, sizeof(text),
 		"# written by the procfake tests\n"
 		"name=" NAME "\nuuid=" UUID "\npci_bus_id=%s\nmemory_total=85520809984\n"
 		"driver_version=" DRV "\ncuda_version=13000\npci_device_id=" DEVID "\n"
-		"pci_subsystem_device_id=0x16c1\nvbios_version=" VBIOS "\n", busid);
+		"pci_subsystem_device_id=0x16c1\nvbios_version=" VBIOS "\n", address);
 
 	write_file(ROOT "/identity", text, (size_t)n);
 }
@@ -104,8 +105,25 @@ static int run_probe(const char *name, int preload)
 	return WEXITSTATUS(status);
 }
 
+/* An address no real device has here, so nothing is moved. */
+static void pick_free_address(void)
+{
+	unsigned bus;
+
+	for (bus = 0xc3; bus < 0x1c3; bus++) {
+		char path[128];
+
+		snprintf(bdf, sizeof(bdf), "0000:%02x:00.0", bus & 0xff);
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s", bdf);
+		if (access(path, F_OK) != 0)
+			break;
+	}
+	snprintf(busid, sizeof(busid), "0000%s", bdf);
+}
+
 static int setup(void **state)
 {
+	pick_free_address();
 	mkdir(ROOT, 0755);
 	mkdir(ROOT "/bin", 0755);
 	unlink(ROOT "/procfake.conf");
@@ -115,7 +133,7 @@ static int setup(void **state)
 	install_as("mygpuapp");
 	install_as("notollama");
 	install_as("ollama2");
-	write_identity("00000000:c3:00.0");
+	write_identity(busid);
 	return 0;
 }
 
@@ -154,7 +172,7 @@ static void test_missing_identity_not_faked(void **state)
 {
 	unlink(ROOT "/identity");
 	assert_int_equal(run_probe("ollama", 1), 2);
-	write_identity("00000000:c3:00.0");
+	write_identity(busid);
 }
 
 static void test_garbled_identity_not_faked(void **state)
@@ -188,7 +206,7 @@ static void test_garbled_identity_not_faked(void **state)
 		write_file(ROOT "/identity", big, sizeof(big));
 		assert_int_equal(run_probe("ollama", 1), 2);
 	}
-	write_identity("00000000:c3:00.0");
+	write_identity(busid);
 	assert_int_equal(run_probe("ollama", 1), 0);
 }
 
@@ -216,8 +234,8 @@ static void test_colliding_bus_id_moved(void **state)
 		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s", bdf);
 	} while (access(path, F_OK) == 0);
 	assert_int_equal(run_probe("ollama", 1), 0);
-	snprintf(bdf, sizeof(bdf), "0000:c3:00.0");
-	write_identity("00000000:c3:00.0");
+	pick_free_address();
+	write_identity(busid);
 }
 
 int main(int argc, char **argv)
