@@ -189,9 +189,9 @@ static void pf_dir_rewind(struct pf_dir *pd)
 }
 
 /* NULL with *pass set when the path is not a fake directory. */
-static void *pf_opendir(const char *path, int *pass)
+static void *pf_opendir_at(int dirfd, const char *path, int *pass)
 {
-	const struct pf_node *n = pf_lookup_at(AT_FDCWD, path, 1);
+	const struct pf_node *n = pf_lookup_at(dirfd, path, 1);
 	struct pf_dir *pd;
 	int err;
 
@@ -229,7 +229,7 @@ err:
 PF_EXPORT DIR *opendir(const char *path)
 {
 	int pass;
-	void *d = pf_opendir(path, &pass);
+	void *d = pf_opendir_at(AT_FDCWD, path, &pass);
 
 	if (!pass)
 		return d;
@@ -429,7 +429,7 @@ PF_EXPORT int scandir(const char *path, struct dirent ***out,
 		      int (*cmp)(const struct dirent **, const struct dirent **))
 {
 	int pass;
-	void *d = pf_opendir(path, &pass);
+	void *d = pf_opendir_at(AT_FDCWD, path, &pass);
 
 	if (!pass)
 		return d ? pf_scandir(d, out, filter, cmp) : -1;
@@ -441,9 +441,33 @@ PF_EXPORT int scandir64(const char *path, struct dirent64 ***out,
 			int (*cmp)(const struct dirent64 **, const struct dirent64 **))
 {
 	int pass;
-	void *d = pf_opendir(path, &pass);
+	void *d = pf_opendir_at(AT_FDCWD, path, &pass);
 
 	if (!pass)
 		return d ? pf_scandir64(d, out, filter, cmp) : -1;
 	PF_REAL_OR(scandir64, (path, out, filter, cmp), -1);
+}
+
+PF_EXPORT int scandirat(int dirfd, const char *path, struct dirent ***out,
+			int (*filter)(const struct dirent *),
+			int (*cmp)(const struct dirent **, const struct dirent **))
+{
+	int pass;
+	void *d = pf_opendir_at(dirfd, path, &pass);
+
+	if (!pass)
+		return d ? pf_scandir(d, out, filter, cmp) : -1;
+	PF_REAL_OR(scandirat, (dirfd, path, out, filter, cmp), -1);
+}
+
+PF_EXPORT int scandirat64(int dirfd, const char *path, struct dirent64 ***out,
+			  int (*filter)(const struct dirent64 *),
+			  int (*cmp)(const struct dirent64 **, const struct dirent64 **))
+{
+	int pass;
+	void *d = pf_opendir_at(dirfd, path, &pass);
+
+	if (!pass)
+		return d ? pf_scandir64(d, out, filter, cmp) : -1;
+	PF_REAL_OR(scandirat64, (dirfd, path, out, filter, cmp), -1);
 }

@@ -79,6 +79,8 @@ static void pf_resolve(void)
 	PF_RESOLVE(seekdir, "seekdir");
 	PF_RESOLVE(scandir, "scandir");
 	PF_RESOLVE(scandir64, "scandir64");
+	PF_RESOLVE(scandirat, "scandirat");
+	PF_RESOLVE(scandirat64, "scandirat64");
 	PF_RESOLVE(fopen, "fopen");
 	PF_RESOLVE(fopen64, "fopen64");
 	PF_RESOLVE(faccessat, "faccessat");

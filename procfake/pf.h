@@ -176,6 +176,11 @@ struct pf_real {
 		       int (*)(const struct dirent **, const struct dirent **));
 	int (*scandir64)(const char *, struct dirent64 ***, int (*)(const struct dirent64 *),
 			 int (*)(const struct dirent64 **, const struct dirent64 **));
+	int (*scandirat)(int, const char *, struct dirent ***, int (*)(const struct dirent *),
+			 int (*)(const struct dirent **, const struct dirent **));
+	int (*scandirat64)(int, const char *, struct dirent64 ***,
+			   int (*)(const struct dirent64 *),
+			   int (*)(const struct dirent64 **, const struct dirent64 **));
 	void *(*fopen)(const char *, const char *);
 	void *(*fopen64)(const char *, const char *);
 	int (*faccessat)(int, const char *, int, int);

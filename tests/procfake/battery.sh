@@ -53,11 +53,14 @@ py=$(command -v python3)
 [ -x /usr/bin/python3 ] && py=/usr/bin/python3
 
 # name|command: each runs as its own program (no shell in between unless the
-# command is the shell).
+# command is the shell).  Only what cannot change between two runs is listed
+# in long form (/dev's terminals change their times, sysfs creates inodes
+# lazily).
 commands() {
 	cat <<CMDS
-ls-lR|ls -lR /proc/driver /sys/bus/pci/devices/ /sys/module/nvidia /sys/devices
-ls-dev|ls -la /dev /sys/module /proc/driver/nvidia
+ls-lR|ls -lR /proc/driver /sys/bus/pci/devices/ /sys/module/nvidia
+ls-l|ls -l /sys/devices /sys/module /dev/nvidia0 /dev/nvidiactl /proc/driver/nvidia
+ls-dev|ls -a /dev
 cat|cat /proc/driver/nvidia/version /proc/driver/nvidia/params /proc/version /sys/module/nvidia/version
 stat|stat /dev/nvidia0 /dev/nvidiactl /dev/nvidia-uvm /proc/driver /proc/driver/nvidia /sys/bus/pci/devices
 lspci|lspci -nn

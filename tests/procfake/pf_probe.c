@@ -373,6 +373,16 @@ static void check_dirs(void)
 	free(list);
 	check(n > 0 && found && sorted, "scandir pci devices sorted");
 
+	n = scandirat(AT_FDCWD, "/sys/bus/pci/devices", &list, NULL, name_cmp);
+	found = 0;
+	for (i = 0; i < n; i++) {
+		if (strcmp(list[i]->d_name, g_bdf) == 0)
+			found = 1;
+		free(list[i]);
+	}
+	free(list);
+	check(n > 0 && found, "scandirat pci devices");
+
 	n = scandir64("/proc/driver/nvidia", &list64, NULL, name_cmp64);
 	found = 0;
 	for (i = 0; i < n; i++) {
