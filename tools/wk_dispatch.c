@@ -515,8 +515,13 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 	}
 	ffi_call(cif, FFI_FN(wk.fns[fn]), &rc, avalues);
 	res = (CUresult)(int32_t)rc;
-	if (res != CUDA_SUCCESS)
+	if (res != CUDA_SUCCESS) {
+		if (vg_log_enabled(VG_LOG_DEBUG))
+			for (i = 0; i < d->nargs; i++)
+				if (d->args[i].kind == VG_A_STR && args[i].v.p)
+					VG_DEBUG("%s(\"%.80s\") returned %d", d->name, (const char *)args[i].v.p, res);
 		goto out;
+	}
 	wk_count(fn);
 	for (i = 0; i < d->nargs; i++) {
 		const struct vg_arg_desc *ad = &d->args[i];
