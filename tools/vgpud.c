@@ -458,10 +458,27 @@ static int serve(const struct vd_opts *o)
 	return 0;
 }
 
+/*
+ * Descriptors 0-2 open (on /dev/null when they were not): otherwise an
+ * accepted connection could land on one and reach a worker as its stdio.
+ */
+static void stdio_ensure(void)
+{
+	int fd;
+
+	for (fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		if (open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) != fd)
+			exit(1);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct vd_opts o = { 0 };
 
+	stdio_ensure();
 	vg_log_set_component("vgpud");
 	/* A client that closes its end must never kill the daemon. */
 	signal(SIGPIPE, SIG_IGN);
