@@ -333,6 +333,15 @@ static int pf_build_pci(struct pf_tree *t, const struct pf_gpu *g)
 	snprintf(text, sizeof(text), "../../../devices/pci%04x:%02x/%s", g->domain, g->bus, bdf);
 	rc |= pf_add_link(t, path, text);
 
+	/* the driver binding, which lspci -k and udev-like tools read */
+	snprintf(path, sizeof(path), "%s/driver", dir);
+	rc |= pf_add_link(t, path, "../../../bus/pci/drivers/nvidia");
+	rc |= pf_add_dir(t, "/sys/bus/pci/drivers");
+	rc |= pf_add_dir(t, "/sys/bus/pci/drivers/nvidia");
+	snprintf(path, sizeof(path), "/sys/bus/pci/drivers/nvidia/%s", bdf);
+	snprintf(text, sizeof(text), "../../../../devices/pci%04x:%02x/%s", g->domain, g->bus, bdf);
+	rc |= pf_add_link(t, path, text);
+
 #define PF_ATTR(name, ...) do {						\
 		s = pf_arena_printf(t, &len, __VA_ARGS__);		\
 		snprintf(path, sizeof(path), "%s/%s", dir, name);	\

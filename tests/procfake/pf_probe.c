@@ -298,6 +298,15 @@ static void check_access(void)
 	n = readlink(g_link, buf, sizeof(buf));
 	check(n > 0 && (size_t)n == strlen(g_linktext) && memcmp(buf, g_linktext, (size_t)n) == 0,
 	      "readlink device link");
+	{
+		char drv[300];
+
+		snprintf(drv, sizeof(drv), "%s/driver", g_link);
+		n = readlink(drv, buf, sizeof(buf) - 1);
+		buf[n > 0 ? n : 0] = '\0';
+		check(n > 0 && strcmp(buf, "../../../bus/pci/drivers/nvidia") == 0,
+		      "readlink driver binding");
+	}
 	n = readlinkat(AT_FDCWD, g_link, buf, sizeof(buf));
 	check(n > 0 && (size_t)n == strlen(g_linktext), "readlinkat device link");
 }

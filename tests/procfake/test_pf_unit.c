@@ -215,6 +215,16 @@ static void test_tree_contents(void **state)
 	assert_int_equal((unsigned char)n->data[1], 0x10);
 	assert_int_equal((unsigned char)n->data[2], 0x30);
 	assert_int_equal((unsigned char)n->data[3], 0x23);
+	n = find("/sys/bus/pci/devices/0000:01:00.0/driver", 0);
+	assert_non_null(n);
+	assert_int_equal(n->type, PF_LINK);
+	assert_string_equal(n->target, "/sys/bus/pci/drivers/nvidia");
+	n = find("/sys/bus/pci/devices/0000:01:00.0/driver", 1);
+	assert_non_null(n);
+	assert_int_equal(n->type, PF_DIR);
+	n = find("/sys/bus/pci/drivers/nvidia/0000:01:00.0/vendor", 1);
+	assert_non_null(n);
+	assert_string_equal(n->data, "0x10de\n");
 	n = find("/sys/module/nvidia/version", 1);
 	assert_non_null(n);
 	assert_string_equal(n->data, "580.159.04\n");
