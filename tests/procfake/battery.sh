@@ -46,8 +46,12 @@ pci_device_id=0x2330
 ID
 rm -f "$root/procfake.conf"
 
-work=$(mktemp -d /tmp/pf-battery.XXXXXX) || fail "mktemp"
-chmod 755 "$work"
+if [ "$mode" = system-inner ]; then
+	work=$3		# made by the outer half, removed here
+else
+	work=$(mktemp -d /tmp/pf-battery.XXXXXX) || fail "mktemp"
+	chmod 755 "$work"	# the setuid program runs as nobody in there
+fi
 trap 'rm -rf "$work"' EXIT
 py=$(command -v python3)
 [ -x /usr/bin/python3 ] && py=/usr/bin/python3
@@ -150,12 +154,12 @@ system)
 	[ "$(id -u)" = 0 ] || skip "needs root for a private mount namespace"
 	command -v unshare >/dev/null || skip "no unshare"
 	unshare -m true 2>/dev/null || skip "cannot create a mount namespace here"
-	# The namespace part is this script again, as "system-inner".
+	# The namespace part is this script again, as "system-inner"; it owns
+	# (and removes) the work folder from then on.
+	trap - EXIT
 	exec unshare -m --propagation private sh "$0" system-inner "$lib" "$work"
 	;;
 system-inner)
-	work=$3
-	trap - EXIT
 	mkdir -p "$work/up" "$work/wk" "$work/suid"
 	run_all "$work/plain"
 	# A setuid-root copy of the probe under a name nobody whitelists.
@@ -168,10 +172,8 @@ system-inner)
 	# /etc gets an overlay whose upper layer holds the preload file; only
 	# this namespace sees it.
 	echo "$lib" >"$work/up/ld.so.preload"
-	if ! mount -t overlay overlay -o "lowerdir=/etc,upperdir=$work/up,workdir=$work/wk" /etc; then
-		rm -rf "$work"
+	mount -t overlay overlay -o "lowerdir=/etc,upperdir=$work/up,workdir=$work/wk" /etc ||
 		skip "no overlay mount on /etc here"
-	fi
 	[ "$(cat /etc/ld.so.preload)" = "$lib" ] || fail "preload file not in place"
 	run_all "$work/pre"
 	setpriv --reuid=65534 --regid=65534 --clear-groups "$work/suid/pf_suid" setuid \
@@ -193,7 +195,6 @@ system-inner)
 	grep -q "euid 0 uid 65534" "$work/suid.pre.out" || { echo "setuid program did not run setuid"; status=1; }
 	grep -q "mapped no" "$work/suid.plain.fd3" || { echo "setuid baseline had procfake"; status=1; }
 	grep -q "mapped yes" "$work/suid.pre.fd3" || { echo "setuid program did not map procfake"; status=1; }
-	rm -rf "$work"
 	[ $status = 0 ] || fail "/etc/ld.so.preload deployment changed something"
 	echo "ok: $(commands | wc -l) programs and a setuid program identical under /etc/ld.so.preload"
 	;;
