@@ -67,6 +67,9 @@ TD_EXPORT CUresult cuInit(unsigned int Flags)
 
 	if (Flags != 0)
 		return CUDA_ERROR_INVALID_VALUE;
+	/* A forked child must not take a lock another thread held at fork. */
+	if (td.inited && getpid() != td.pid)
+		return CUDA_ERROR_NOT_INITIALIZED;
 	td_lock();
 	if (td.inited && getpid() != td.pid) {
 		res = CUDA_ERROR_NOT_INITIALIZED;
