@@ -32,7 +32,6 @@
 #include <unistd.h>
 
 #include "driverpath.h"
-#include "elfnote.h"
 #include "tp.h"
 #include "vgpu/log.h"
 
