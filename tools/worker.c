@@ -160,6 +160,8 @@ static void *thread_main(void *arg)
 		if (noreply)
 			t->busy_seq = h.seq;
 		pthread_mutex_unlock(&t->rx_lock);
+		if (ret == -EPROTO || ret == -EMSGSIZE || ret == -EBADMSG)
+			wk_fatal("malformed header on a thread channel (%s)", strerror(-ret));
 		if (ret < 0)
 			break;		/* the guest thread ended, or the client went */
 		if (h.kind != VG_MSG_CALL)
