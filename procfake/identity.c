@@ -1,6 +1,6 @@
 /*
  * The identity file (/run/vgpu/identity): key=value lines, described in
- * procfake/IDENTITY.md.  Parsed without the heap or stdio, because it runs in
+ * the README ("The identity file").  Parsed without the heap or stdio, because it runs in
  * a constructor of arbitrary programs; anything malformed rejects the whole
  * file, so a half-understood identity is never shown.
  */
