@@ -80,10 +80,12 @@ static void usage(FILE *f)
 		"usage: vgpu run [--server unix:PATH] [--] CMD [ARGS...]\n"
 		"       vgpu info [--server unix:PATH]\n"
 		"       vgpu identity [--server unix:PATH] [--output PATH]\n"
+		"       vgpu bench [--server unix:PATH] [--reps N]\n"
 		"\n"
 		"  run       run CMD with vgpu's libcuda.so.1 (finds or starts a vgpud)\n"
 		"  info      the driver, the connection and every device, as a CUDA program sees them\n"
-		"  identity  write the GPU identity file procfake reads (default " VGPU_DEFAULT_IDENTITY ")\n");
+		"  identity  write the GPU identity file procfake reads (default " VGPU_DEFAULT_IDENTITY ")\n"
+		"  bench     the same workloads natively and through vgpu, with ratios from one run\n");
 }
 
 /* ---- where things are -------------------------------------------------- */
@@ -628,6 +630,48 @@ static int cmd_identity(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * vgpu bench: vgpu-bench under `vgpu run`, comparing NVIDIA's driver (run
+ * directly) with vgpu's library (through the daemon) in one invocation.
+ */
+static int cmd_bench(int argc, char **argv)
+{
+	char nv[PATH_MAX], lib[PATH_MAX], bench[PATH_MAX];
+	const char *server = NULL, *reps = "7";
+	char *args[16];
+	int i, n = 0;
+
+	for (i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--server") && i + 1 < argc) {
+			server = argv[++i];
+		} else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
+			reps = argv[++i];
+		} else {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (vd_driver_find(nv, sizeof(nv)) < 0)
+		die("%s", "bench: no NVIDIA driver on this machine, so nothing native to compare with");
+	ourlib_find(lib);
+	if (locate(bench, "vgpu-bench", VGPU_LIBEXECDIR "/vgpu-bench") < 0)
+		die("vgpu-bench is not in %s nor in " VGPU_LIBEXECDIR, self_dir);
+	if (server) {
+		args[n++] = "--server";
+		args[n++] = (char *)server;
+	}
+	args[n++] = "--";
+	args[n++] = bench;
+	args[n++] = "--native";
+	args[n++] = nv;
+	args[n++] = "--vgpu";
+	args[n++] = lib;
+	args[n++] = "--reps";
+	args[n++] = (char *)reps;
+	args[n] = NULL;
+	return cmd_run(n, args);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -641,6 +685,8 @@ int main(int argc, char **argv)
 		return cmd_info(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "identity"))
 		return cmd_identity(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "bench"))
+		return cmd_bench(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
 		usage(stdout);
 		return 0;
