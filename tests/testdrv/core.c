@@ -111,13 +111,14 @@ TD_EXPORT int vgtd_live_allocations(void)
 	return n;
 }
 
-/* Contexts (primary ones while active), streams, events and modules. */
+/* Contexts (primary ones while active), streams, events, modules, libraries. */
 TD_EXPORT int vgtd_live_objects(void)
 {
 	int n;
 
 	td_lock();
-	n = td.live_ctxs + td.live_streams + td.live_events + td.live_modules;
+	n = td.live_ctxs + td.live_streams + td.live_events + td.live_modules +
+	    td.live_libraries;
 	td_unlock();
 	return n;
 }

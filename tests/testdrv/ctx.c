@@ -27,6 +27,31 @@ int td_ctx_live_locked(const struct td_ctx *c)
  */
 static struct td_ctx *td_primary_structs[TD_DEV_COUNT];
 
+static void td_ctx_reset(struct td_ctx *c, int dev, unsigned flags, int primary);
+
+/*
+ * An inactive primary context made current is activated, without a
+ * reference: cudart obtains the handle unretained (CUDART_INTERFACE slot 2,
+ * see research/cudart-driver-contract.md) and then simply makes it current
+ * and uses it, as NVIDIA's driver allows.  It stays active until reset.
+ * Returns whether c is (now) live.  td.lock held.
+ */
+static int td_ctx_activate_locked(struct td_ctx *c)
+{
+	int i;
+
+	if (td_ctx_live_locked(c))
+		return 1;
+	for (i = 0; i < TD_DEV_COUNT; i++) {
+		if (td_primary_structs[i] == c && !td.dev[i].primary) {
+			td_ctx_reset(c, i, td.dev[i].primary_flags, 1);
+			td.dev[i].primary = c;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 /* Was c a context once (destroyed, or an inactive primary context)? */
 static int td_ctx_dead_locked(const struct td_ctx *c)
 {
@@ -250,7 +275,7 @@ TD_EXPORT CUresult cuCtxPushCurrent_v2(CUcontext ctx)
 	if (!c)
 		return CUDA_ERROR_INVALID_CONTEXT;
 	td_lock();
-	if (!td_ctx_live_locked(c))
+	if (!td_ctx_activate_locked(c))
 		res = CUDA_ERROR_INVALID_CONTEXT;
 	td_unlock();
 	if (res != CUDA_SUCCESS)
@@ -294,7 +319,7 @@ TD_EXPORT CUresult cuCtxSetCurrent(CUcontext ctx)
 		return res;
 	if (c) {
 		td_lock();
-		if (!td_ctx_live_locked(c))
+		if (!td_ctx_activate_locked(c))
 			res = CUDA_ERROR_INVALID_CONTEXT;
 		td_unlock();
 		if (res != CUDA_SUCCESS)
@@ -376,6 +401,32 @@ static CUresult td_ctx_arg(CUcontext ctx, struct td_ctx **out)
 	if (res == CUDA_SUCCESS)
 		*out = c;
 	return res;
+}
+
+/* CUDA 13: the device of a given context (NULL: the current one). */
+TD_EXPORT CUresult cuCtxGetDevice_v2(CUdevice *device, CUcontext ctx)
+{
+	struct td_ctx *c;
+	CUresult res = td_ctx_arg(ctx, &c);
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!device)
+		return CUDA_ERROR_INVALID_VALUE;
+	*device = c->dev;
+	return CUDA_SUCCESS;
+}
+
+TD_EXPORT CUresult cuCtxSynchronize_v2(CUcontext ctx)
+{
+	struct td_ctx *c;
+	CUresult res = td_ctx_arg(ctx, &c);
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (c->sticky)
+		return c->sticky;
+	return td_ctx_sync(c);
 }
 
 /* Contexts made through the _v2 entry points report API version 3020. */
@@ -598,4 +649,36 @@ TD_EXPORT CUresult cuDevicePrimaryCtxSetFlags_v2(CUdevice dev, unsigned int flag
 		td.dev[dev].primary->flags = flags;
 	td_unlock();
 	return CUDA_SUCCESS;
+}
+
+/* ---- the unversioned names: same arguments, same behaviour here ---------- */
+
+TD_EXPORT CUresult cuCtxDestroy(CUcontext ctx)
+{
+	return cuCtxDestroy_v2(ctx);
+}
+
+TD_EXPORT CUresult cuCtxPushCurrent(CUcontext ctx)
+{
+	return cuCtxPushCurrent_v2(ctx);
+}
+
+TD_EXPORT CUresult cuCtxPopCurrent(CUcontext *pctx)
+{
+	return cuCtxPopCurrent_v2(pctx);
+}
+
+TD_EXPORT CUresult cuDevicePrimaryCtxRelease(CUdevice dev)
+{
+	return cuDevicePrimaryCtxRelease_v2(dev);
+}
+
+TD_EXPORT CUresult cuDevicePrimaryCtxReset(CUdevice dev)
+{
+	return cuDevicePrimaryCtxReset_v2(dev);
+}
+
+TD_EXPORT CUresult cuDevicePrimaryCtxSetFlags(CUdevice dev, unsigned int flags)
+{
+	return cuDevicePrimaryCtxSetFlags_v2(dev, flags);
 }

@@ -112,21 +112,23 @@ static struct td_alloc *td_alloc_link_locked(struct td_ctx *c, uint64_t base, ui
 	return a;
 }
 
+/* c NULL: memory of no context (a library's globals), on device 0. */
 CUresult td_alloc_device(struct td_ctx *c, uint64_t size, enum td_alloc_kind kind,
 			 struct td_alloc **out)
 {
 	uint64_t span, base;
 	struct td_alloc *a = NULL;
+	int dev = c ? c->dev : 0;
 
 	if (size > TD_DEV_MEM)
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	span = td_round(size, TD_PAGE);
 	td_lock();
-	if (td_window_place_locked(c->dev, span, &base) == 0 &&
+	if (td_window_place_locked(dev, span, &base) == 0 &&
 	    mprotect((void *)(uintptr_t)base, span, PROT_READ | PROT_WRITE) == 0) {
 		a = td_alloc_link_locked(c, base, size, span, kind);
 		if (a)
-			td.dev[c->dev].used += span;
+			td.dev[dev].used += span;
 		else
 			mprotect((void *)(uintptr_t)base, span, PROT_NONE);
 	}

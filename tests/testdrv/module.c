@@ -160,7 +160,7 @@ static size_t td_fatbin_size(const unsigned char *p)
 }
 
 /* What the image holds; CUDA_ERROR_INVALID_IMAGE when no test kernel. */
-static CUresult td_image_scan(const void *image, unsigned *present, int *counter)
+CUresult td_image_scan(const void *image, unsigned *present, int *counter)
 {
 	const unsigned char *p = image;
 	uint32_t magic;
@@ -198,13 +198,33 @@ static CUresult td_image_scan(const void *image, unsigned *present, int *counter
 	return *present ? CUDA_SUCCESS : CUDA_ERROR_INVALID_IMAGE;
 }
 
+void td_module_init(struct td_module *m, struct td_ctx *c, unsigned present,
+		    struct td_alloc *counter)
+{
+	int i;
+
+	m->magic = TD_MAGIC_MODULE;
+	m->ctx = c;
+	m->present = present;
+	m->counter = counter;
+	for (i = 0; i < TD_KERNEL_COUNT; i++) {
+		struct td_func *f = &m->funcs[i];
+
+		f->magic = TD_MAGIC_FUNC;
+		f->mod = m;
+		f->k = &td_kernels[i];
+		f->max_dyn_smem = TD_SMEM_DEFAULT;
+		f->carveout = -1;
+	}
+}
+
 static CUresult td_module_create(CUmodule *module, const void *image)
 {
 	struct td_ctx *c;
 	struct td_module *m;
 	struct td_alloc *a = NULL;
 	unsigned present;
-	int counter, i;
+	int counter;
 	CUresult res = td_ctx_get(&c);
 
 	if (res != CUDA_SUCCESS)
@@ -225,19 +245,7 @@ static CUresult td_module_create(CUmodule *module, const void *image)
 			return res;
 		}
 	}
-	m->magic = TD_MAGIC_MODULE;
-	m->ctx = c;
-	m->present = present;
-	m->counter = a;
-	for (i = 0; i < TD_KERNEL_COUNT; i++) {
-		struct td_func *f = &m->funcs[i];
-
-		f->magic = TD_MAGIC_FUNC;
-		f->mod = m;
-		f->k = &td_kernels[i];
-		f->max_dyn_smem = TD_SMEM_DEFAULT;
-		f->carveout = -1;
-	}
+	td_module_init(m, c, present, a);
 	td_lock();
 	m->next = c->modules;
 	c->modules = m;
@@ -270,25 +278,21 @@ TD_EXPORT CUresult cuModuleLoadFatBinary(CUmodule *module, const void *fatCubin)
 	return td_module_create(module, fatCubin);
 }
 
-TD_EXPORT CUresult cuModuleLoad(CUmodule *module, const char *fname)
+/* A file's bytes, with one NUL past the end so that PTX text is a string. */
+CUresult td_image_read(const char *path, char **out)
 {
-	CUresult res = td_check_init();
+	CUresult res = CUDA_SUCCESS;
 	struct stat st;
 	char *buf;
 	int fd;
 
-	if (res != CUDA_SUCCESS)
-		return res;
-	if (!module || !fname)
-		return CUDA_ERROR_INVALID_VALUE;
-	fd = open(fname, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return CUDA_ERROR_FILE_NOT_FOUND;
 	if (fstat(fd, &st) < 0 || st.st_size <= 0 || (uint64_t)st.st_size > TD_IMAGE_MAX) {
 		close(fd);
 		return CUDA_ERROR_INVALID_IMAGE;
 	}
-	/* One NUL past the end, so that PTX text is a string. */
 	buf = calloc(1, (size_t)st.st_size + 1);
 	if (!buf) {
 		close(fd);
@@ -297,25 +301,49 @@ TD_EXPORT CUresult cuModuleLoad(CUmodule *module, const char *fname)
 	if (read(fd, buf, (size_t)st.st_size) != st.st_size)
 		res = CUDA_ERROR_FILE_NOT_FOUND;
 	close(fd);
-	if (res == CUDA_SUCCESS)
-		res = td_module_create(module, buf);
+	if (res != CUDA_SUCCESS) {
+		free(buf);
+		return res;
+	}
+	*out = buf;
+	return CUDA_SUCCESS;
+}
+
+TD_EXPORT CUresult cuModuleLoad(CUmodule *module, const char *fname)
+{
+	CUresult res = td_check_init();
+	char *buf;
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!module || !fname)
+		return CUDA_ERROR_INVALID_VALUE;
+	res = td_image_read(fname, &buf);
+	if (res != CUDA_SUCCESS)
+		return res;
+	res = td_module_create(module, buf);
 	free(buf);
 	return res;
 }
 
-static int td_module_live_locked(const struct td_module *m)
+/* A context's module, or a library's function module. */
+int td_module_live_locked(const struct td_module *m)
 {
 	const struct td_ctx *c;
 	const struct td_module *x;
+	const struct td_library *l;
 
 	for (c = td.ctxs; c; c = c->next)
 		for (x = c->modules; x; x = x->next)
 			if (x == m)
 				return 1;
+	for (l = td.libs; l; l = l->next)
+		if (&l->fmod == m)
+			return 1;
 	return 0;
 }
 
-static CUresult td_module_get(CUmodule h, struct td_module **out)
+CUresult td_module_get(CUmodule h, struct td_module **out)
 {
 	CUresult res = td_check_init();
 
@@ -357,6 +385,9 @@ TD_EXPORT CUresult cuModuleUnload(CUmodule hmod)
 
 	if (res != CUDA_SUCCESS)
 		return res;
+	/* A library's module goes with the library only. */
+	if (!m->ctx)
+		return CUDA_ERROR_INVALID_HANDLE;
 	/* Kernels of the module may still be queued. */
 	td_ctx_sync(m->ctx);
 	td_lock();
@@ -415,25 +446,35 @@ TD_EXPORT CUresult cuModuleGetGlobal_v2(CUdeviceptr *dptr, size_t *bytes, CUmodu
 	return CUDA_SUCCESS;
 }
 
-/* A live function: one of a live module's present kernels. */
+static int td_func_in(struct td_module *m, CUfunction h, struct td_func **out)
+{
+	int i;
+
+	for (i = 0; i < TD_KERNEL_COUNT; i++) {
+		if ((m->present & (1u << i)) && (CUfunction)&m->funcs[i] == h) {
+			*out = &m->funcs[i];
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* A live function: a present kernel of a live module or library. */
 CUresult td_func_resolve_locked(CUfunction h, struct td_func **out)
 {
 	const struct td_ctx *c;
+	struct td_library *l;
 	struct td_module *m;
-	int i;
 
 	if (!h)
 		return CUDA_ERROR_INVALID_HANDLE;
-	for (c = td.ctxs; c; c = c->next) {
-		for (m = c->modules; m; m = m->next) {
-			for (i = 0; i < TD_KERNEL_COUNT; i++) {
-				if ((m->present & (1u << i)) && (CUfunction)&m->funcs[i] == h) {
-					*out = &m->funcs[i];
-					return CUDA_SUCCESS;
-				}
-			}
-		}
-	}
+	for (c = td.ctxs; c; c = c->next)
+		for (m = c->modules; m; m = m->next)
+			if (td_func_in(m, h, out))
+				return CUDA_SUCCESS;
+	for (l = td.libs; l; l = l->next)
+		if (td_func_in(&l->kmod, h, out) || td_func_in(&l->fmod, h, out))
+			return CUDA_SUCCESS;
 	return CUDA_ERROR_INVALID_HANDLE;
 }
 
@@ -582,5 +623,62 @@ TD_EXPORT CUresult cuFuncSetCacheConfig(CUfunction hfunc, CUfunc_cache config)
 	if ((unsigned)config > CU_FUNC_CACHE_PREFER_EQUAL)
 		return CUDA_ERROR_INVALID_VALUE;
 	f->cache = (int)config;
+	return CUDA_SUCCESS;
+}
+
+/* Every image is scanned whole at load: loading is eager. */
+TD_EXPORT CUresult cuModuleGetLoadingMode(CUmoduleLoadingMode *mode)
+{
+	CUresult res = td_check_init();
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!mode)
+		return CUDA_ERROR_INVALID_VALUE;
+	*mode = CU_MODULE_EAGER_LOADING;
+	return CUDA_SUCCESS;
+}
+
+TD_EXPORT CUresult cuModuleGetFunctionCount(unsigned int *count, CUmodule mod)
+{
+	struct td_module *m;
+	CUresult res = td_module_get(mod, &m);
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!count)
+		return CUDA_ERROR_INVALID_VALUE;
+	*count = (unsigned)__builtin_popcount(m->present);
+	return CUDA_SUCCESS;
+}
+
+TD_EXPORT CUresult cuModuleEnumerateFunctions(CUfunction *functions, unsigned int numFunctions,
+					      CUmodule mod)
+{
+	struct td_module *m;
+	CUresult res = td_module_get(mod, &m);
+	unsigned n = 0;
+	int i;
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!functions)
+		return CUDA_ERROR_INVALID_VALUE;
+	for (i = 0; i < TD_KERNEL_COUNT && n < numFunctions; i++)
+		if (m->present & (1u << i))
+			functions[n++] = (CUfunction)&m->funcs[i];
+	return CUDA_SUCCESS;
+}
+
+TD_EXPORT CUresult cuFuncGetModule(CUmodule *hmod, CUfunction hfunc)
+{
+	struct td_func *f;
+	CUresult res = td_func_get(hfunc, &f);
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!hmod)
+		return CUDA_ERROR_INVALID_VALUE;
+	*hmod = (CUmodule)f->mod;
 	return CUDA_SUCCESS;
 }

@@ -566,6 +566,20 @@ TD_EXPORT CUresult cuStreamGetId(CUstream hStream, unsigned long long *streamId)
 	return CUDA_SUCCESS;
 }
 
+TD_EXPORT CUresult cuStreamGetDevice(CUstream hStream, CUdevice *device)
+{
+	struct td_ctx *c;
+	struct td_stream *s;
+	CUresult res = td_stream_resolve(hStream, &c, &s);
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!device)
+		return CUDA_ERROR_INVALID_VALUE;
+	*device = c->dev;
+	return CUDA_SUCCESS;
+}
+
 static void td_run_hostfn(struct td_op *op)
 {
 	op->u.host.fn(op->u.host.user);
@@ -778,4 +792,16 @@ TD_EXPORT CUresult cuEventDestroy_v2(CUevent hEvent)
 	}
 	td_unlock();
 	return res;
+}
+
+/* ---- the unversioned names: same arguments, same behaviour here ---------- */
+
+TD_EXPORT CUresult cuStreamDestroy(CUstream hStream)
+{
+	return cuStreamDestroy_v2(hStream);
+}
+
+TD_EXPORT CUresult cuEventDestroy(CUevent hEvent)
+{
+	return cuEventDestroy_v2(hEvent);
 }

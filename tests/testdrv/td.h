@@ -177,6 +177,19 @@ struct td_module {
 	struct td_alloc *counter;	/* vg_counter, if the image has it */
 };
 
+/*
+ * A library is context-independent: its kernels (CUkernel) and the same
+ * kernels as functions (cuKernelGetFunction, cuLibraryGetModule) live in
+ * two module structures without a context.  A CUkernel is accepted
+ * wherever a CUfunction is, as with NVIDIA's driver.
+ */
+struct td_library {
+	struct td_library *next;
+	uint32_t magic;
+	struct td_module kmod;
+	struct td_module fmod;
+};
+
 /* ---- contexts ---------------------------------------------------------- */
 
 struct td_ctx {
@@ -221,6 +234,9 @@ struct td_state {
 	struct td_stream *dead_streams;
 	struct td_event *dead_events;
 	struct td_module *dead_modules;
+	struct td_library *libs;
+	struct td_library *dead_libs;
+	int live_libraries;
 	int live_streams, live_events, live_modules, live_ctxs;
 };
 
@@ -231,6 +247,7 @@ extern struct td_state td;
 #define TD_MAGIC_EVENT	0x74646576u
 #define TD_MAGIC_MODULE	0x74646d6fu
 #define TD_MAGIC_FUNC	0x7464666eu
+#define TD_MAGIC_LIB	0x74646c62u
 
 static inline void td_lock(void)
 {
@@ -279,6 +296,12 @@ int td_event_live_locked(const struct td_event *e);
 /* module.c */
 CUresult td_func_resolve_locked(CUfunction h, struct td_func **out);
 void td_modules_teardown(struct td_ctx *c);
+CUresult td_image_scan(const void *image, unsigned *present, int *counter);
+CUresult td_image_read(const char *path, char **out);
+void td_module_init(struct td_module *m, struct td_ctx *c, unsigned present,
+		    struct td_alloc *counter);
+int td_module_live_locked(const struct td_module *m);
+CUresult td_module_get(CUmodule h, struct td_module **out);
 
 /* copy.c */
 int td_is_pinned_locked(uint64_t p, uint64_t n);

@@ -254,6 +254,7 @@ static void test_primary(void **state)
 	CUcontext p = NULL, q = NULL, cur = NULL;
 	unsigned flags = 9;
 	int active = 9;
+	CUdevice dev = -1;
 	CUdeviceptr d;
 
 	OK(cuDevicePrimaryCtxGetState(1, &flags, &active));
@@ -289,6 +290,25 @@ static void test_primary(void **state)
 	assert_int_equal(active, 0);
 	assert_int_equal(flags, 0);
 	ERR(cuDevicePrimaryCtxGetState(2, &flags, &active), CUDA_ERROR_INVALID_DEVICE);
+	OK(cuCtxSetCurrent(NULL));
+	assert_int_equal(vgtd_live_allocations(), 0);
+
+	/*
+	 * Made current while inactive (as cudart does with the handle it gets
+	 * unretained), the primary context is activated and usable.
+	 */
+	OK(cuCtxSetCurrent(p));
+	OK(cuDevicePrimaryCtxGetState(1, &flags, &active));
+	assert_int_equal(active, 1);
+	OK(cuCtxGetDevice_v2(&dev, NULL));
+	assert_int_equal(dev, 1);
+	OK(cuCtxGetDevice_v2(&dev, p));
+	assert_int_equal(dev, 1);
+	OK(cuMemAlloc_v2(&d, 4096));
+	OK(cuCtxSynchronize_v2(NULL));
+	OK(cuDevicePrimaryCtxReset(1));
+	OK(cuDevicePrimaryCtxGetState(1, &flags, &active));
+	assert_int_equal(active, 0);
 	OK(cuCtxSetCurrent(NULL));
 	assert_int_equal(vgtd_live_allocations(), 0);
 }
@@ -911,6 +931,81 @@ static void test_launch(void **state)
 	OK(cuModuleUnload(m));
 }
 
+/* Libraries: context-free kernels, usable wherever a function is. */
+static void test_libraries(void **state)
+{
+	CUlibrary lib = NULL, back = NULL;
+	CUkernel k = NULL, ks[8];
+	CUfunction f = NULL, fs[8];
+	CUmodule lm = NULL, fm = NULL;
+	CUmoduleLoadingMode mode;
+	CUdeviceptr d, g;
+	const char *name = NULL;
+	size_t off, size, gsize = 0;
+	unsigned count = 0, v = 0, val = 77;
+	int n = 4, a = 0;
+	void *args[] = { &d, &val, &n };
+
+	OK(cuModuleGetLoadingMode(&mode));
+	assert_int_equal(mode, CU_MODULE_EAGER_LOADING);
+	OK(cuLibraryLoadData(&lib, test_ptx, NULL, NULL, 0, NULL, NULL, 0));
+	ERR(cuLibraryLoadData(&back, "no kernels", NULL, NULL, 0, NULL, NULL, 0),
+	    CUDA_ERROR_INVALID_IMAGE);
+	OK(cuLibraryGetKernelCount(&count, lib));
+	assert_int_equal(count, 6);
+	OK(cuLibraryEnumerateKernels(ks, 6, lib));
+	OK(cuLibraryGetKernel(&k, lib, "vg_fill"));
+	ERR(cuLibraryGetKernel(&k, lib, "vg_nothing"), CUDA_ERROR_NOT_FOUND);
+	OK(cuLibraryGetKernel(&k, lib, "vg_fill"));
+	OK(cuKernelGetName(&name, k));
+	assert_string_equal(name, "vg_fill");
+	OK(cuKernelGetParamInfo(k, 1, &off, &size));
+	assert_int_equal(off, 8);
+	assert_int_equal(size, 4);
+	ERR(cuKernelGetParamInfo(k, 3, &off, &size), CUDA_ERROR_INVALID_VALUE);
+	OK(cuKernelGetLibrary(&back, k));
+	assert_ptr_equal(back, lib);
+	OK(cuKernelSetAttribute(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, 1024, k, 1));
+	OK(cuKernelGetAttribute(&a, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, k, 0));
+	assert_int_equal(a, 1024);
+	ERR(cuKernelGetAttribute(&a, CU_FUNC_ATTRIBUTE_NUM_REGS, k, 5), CUDA_ERROR_INVALID_DEVICE);
+	OK(cuKernelGetFunction(&f, k));
+	assert_true((void *)f != (void *)k);
+	OK(cuFuncGetModule(&fm, f));
+	OK(cuLibraryGetModule(&lm, lib));
+	assert_ptr_equal(fm, lm);
+	OK(cuModuleGetFunctionCount(&count, lm));
+	assert_int_equal(count, 6);
+	OK(cuModuleEnumerateFunctions(fs, 6, lm));
+	/* A library's module is not unloaded on its own. */
+	ERR(cuModuleUnload(lm), CUDA_ERROR_INVALID_HANDLE);
+
+	/* The CUkernel launches as a function, as cudart does it. */
+	OK(cuMemAlloc_v2(&d, 64));
+	OK(cuMemsetD32_v2(d, 0, 16));
+	OK(cuLaunchKernel((CUfunction)k, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
+	OK(cuMemcpyDtoH_v2(&v, d + 12, 4));
+	assert_int_equal(v, 77);
+	val = 78;
+	OK(cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL));
+	OK(cuMemcpyDtoH_v2(&v, d, 4));
+	assert_int_equal(v, 78);
+
+	/* Its global is memory of no context. */
+	OK(cuLibraryGetGlobal(&g, &gsize, lib, "vg_counter"));
+	assert_int_equal(gsize, 4);
+	OK(cuMemsetD32_v2(g, 5, 1));
+	OK(cuMemcpyDtoH_v2(&v, g, 4));
+	assert_int_equal(v, 5);
+
+	OK(cuLibraryUnload(lib));
+	ERR(cuLibraryUnload(lib), CUDA_ERROR_INVALID_HANDLE);
+	ERR(cuKernelGetName(&name, k), CUDA_ERROR_INVALID_HANDLE);
+	ERR(cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, args, NULL), CUDA_ERROR_INVALID_HANDLE);
+	ERR(cuMemcpyDtoH_v2(&v, g, 4), CUDA_ERROR_INVALID_VALUE);
+	OK(cuMemFree_v2(d));
+}
+
 /* ---- streams, events, callbacks ---------------------------------------- */
 
 static void test_stream_async(void **state)
@@ -1371,6 +1466,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_memsets, ctx_setup, ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_modules, ctx_setup, ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_launch, ctx_setup, ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_libraries, ctx_setup, ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_stream_async, ctx_setup, ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_legacy_stream, ctx_setup, ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_events, ctx_setup, ctx_teardown),
