@@ -182,6 +182,9 @@ static void *thread_main(void *arg)
 			close(t->fd_in);	/* an operation that keeps it has dup'ed it */
 			t->fd_in = -1;
 		}
+		if (getenv("VGPU_TRACE"))
+			VG_WARN("trace: channel %u op %u (%s) -> %d", t->tid, h.op,
+				h.op < VG_FN_MAX && vg_fn_descs[h.op].name ? vg_fn_descs[h.op].name : "manual", res);
 		if (res != CUDA_SUCCESS && vg_log_enabled(VG_LOG_DEBUG))
 			VG_DEBUG("op %u (%s) returned %d%s", h.op,
 				 h.op < VG_FN_MAX && vg_fn_descs[h.op].name ? vg_fn_descs[h.op].name : "manual",
