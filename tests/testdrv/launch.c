@@ -229,10 +229,20 @@ static CUresult td_launch_check(const struct td_func *f, unsigned gx, unsigned g
 	return CUDA_SUCCESS;
 }
 
-TD_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
-				  unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY,
-				  unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream,
-				  void **kernelParams, void **extra)
+static int td_occ_blocks(const struct td_func *f, int bs, size_t smem);
+
+#define TD_SM_COUNT		4
+
+/* Launch-time options of cuLaunchKernelEx and cuLaunchCooperativeKernel. */
+struct td_launch_opts {
+	int cooperative;
+	unsigned cluster[3];	/* 0: none */
+};
+
+static CUresult td_launch(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+			  unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY,
+			  unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream,
+			  void **kernelParams, void **extra, const struct td_launch_opts *o)
 {
 	struct td_func *fn;
 	struct td_ctx *c;
@@ -260,6 +270,20 @@ TD_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned 
 	k = fn->k;
 	if ((kernelParams && extra) || (!kernelParams && !extra && k->nparams))
 		return CUDA_ERROR_INVALID_VALUE;
+	if (o && o->cluster[0]) {
+		/* The grid is whole clusters of at most 8 blocks (portable size). */
+		if (!o->cluster[1] || !o->cluster[2] ||
+		    gridDimX % o->cluster[0] || gridDimY % o->cluster[1] ||
+		    gridDimZ % o->cluster[2] ||
+		    (uint64_t)o->cluster[0] * o->cluster[1] * o->cluster[2] > 8)
+			return CUDA_ERROR_INVALID_CLUSTER_SIZE;
+	}
+	/* Every block of a cooperative grid must be resident at once. */
+	if (o && o->cooperative &&
+	    (uint64_t)gridDimX * gridDimY * gridDimZ >
+	    (uint64_t)td_occ_blocks(fn, (int)(blockDimX * blockDimY * blockDimZ), sharedMemBytes) *
+	    TD_SM_COUNT)
+		return CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE;
 	op = td_op_new(td_run_launch);
 	buf = op ? calloc(1, (size_t)k->param_bytes) : NULL;
 	if (!buf) {
@@ -292,9 +316,84 @@ TD_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned 
 	return td_submit(s, op, NULL, 0, NULL);
 }
 
+TD_EXPORT CUresult cuLaunchKernel(CUfunction f, unsigned int gridDimX, unsigned int gridDimY,
+				  unsigned int gridDimZ, unsigned int blockDimX, unsigned int blockDimY,
+				  unsigned int blockDimZ, unsigned int sharedMemBytes, CUstream hStream,
+				  void **kernelParams, void **extra)
+{
+	return td_launch(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ,
+			 sharedMemBytes, hStream, kernelParams, extra, NULL);
+}
+
+TD_EXPORT CUresult cuLaunchCooperativeKernel(CUfunction f, unsigned int gridDimX,
+					     unsigned int gridDimY, unsigned int gridDimZ,
+					     unsigned int blockDimX, unsigned int blockDimY,
+					     unsigned int blockDimZ, unsigned int sharedMemBytes,
+					     CUstream hStream, void **kernelParams)
+{
+	struct td_launch_opts o = { .cooperative = 1 };
+
+	return td_launch(f, gridDimX, gridDimY, gridDimZ, blockDimX, blockDimY, blockDimZ,
+			 sharedMemBytes, hStream, kernelParams, NULL, &o);
+}
+
+/*
+ * Attributes that change scheduling only are accepted and have no effect
+ * on a CPU; those that name events (programmatic dependent launch) are not
+ * part of the test driver.
+ */
+TD_EXPORT CUresult cuLaunchKernelEx(const CUlaunchConfig *config, CUfunction f, void **kernelParams,
+				    void **extra)
+{
+	struct td_launch_opts o = { 0 };
+	CUresult res = td_check_init();
+	unsigned i;
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!config || (config->numAttrs && !config->attrs))
+		return CUDA_ERROR_INVALID_VALUE;
+	for (i = 0; i < config->numAttrs; i++) {
+		const CUlaunchAttribute *a = &config->attrs[i];
+
+		switch (a->id) {
+		case CU_LAUNCH_ATTRIBUTE_IGNORE:
+		case CU_LAUNCH_ATTRIBUTE_ACCESS_POLICY_WINDOW:
+		case CU_LAUNCH_ATTRIBUTE_SYNCHRONIZATION_POLICY:
+		case CU_LAUNCH_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE:
+		case CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION:
+		case CU_LAUNCH_ATTRIBUTE_PRIORITY:
+		case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN_MAP:
+		case CU_LAUNCH_ATTRIBUTE_MEM_SYNC_DOMAIN:
+		case CU_LAUNCH_ATTRIBUTE_PREFERRED_CLUSTER_DIMENSION:
+		case CU_LAUNCH_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT:
+		case CU_LAUNCH_ATTRIBUTE_NVLINK_UTIL_CENTRIC_SCHEDULING:
+			break;
+		case CU_LAUNCH_ATTRIBUTE_COOPERATIVE:
+			o.cooperative = a->value.cooperative != 0;
+			break;
+		case CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION:
+			o.cluster[0] = a->value.clusterDim.x;
+			o.cluster[1] = a->value.clusterDim.y;
+			o.cluster[2] = a->value.clusterDim.z;
+			if (!o.cluster[0])
+				return CUDA_ERROR_INVALID_CLUSTER_SIZE;
+			break;
+		case CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_EVENT:
+		case CU_LAUNCH_ATTRIBUTE_LAUNCH_COMPLETION_EVENT:
+		case CU_LAUNCH_ATTRIBUTE_DEVICE_UPDATABLE_KERNEL_NODE:
+			return CUDA_ERROR_NOT_SUPPORTED;
+		default:
+			return CUDA_ERROR_INVALID_VALUE;
+		}
+	}
+	return td_launch(f, config->gridDimX, config->gridDimY, config->gridDimZ, config->blockDimX,
+			 config->blockDimY, config->blockDimZ, config->sharedMemBytes, config->hStream,
+			 kernelParams, extra, &o);
+}
+
 /* ---- occupancy --------------------------------------------------------- */
 
-#define TD_SM_COUNT		4
 #define TD_SM_THREADS		2048
 #define TD_SM_BLOCKS		32
 #define TD_SM_REGS		65536

@@ -135,6 +135,10 @@ CUresult td_stream_resolve(CUstream h, struct td_ctx **ctx, struct td_stream **o
 		if (res != CUDA_SUCCESS)
 			return res;
 		td_lock();
+		if (!td_ctx_live_locked(c)) {
+			td_unlock();
+			return CUDA_ERROR_CONTEXT_IS_DESTROYED;
+		}
 		if (!c->legacy)
 			c->legacy = td_stream_new_locked(c, 0, 0, 1);
 		*out = c->legacy;
@@ -181,6 +185,12 @@ CUresult td_submit(struct td_stream *s, struct td_op *op, struct td_fence *extra
 	int max = 2;
 
 	td_lock();
+	/* The context or the stream went away since the caller looked it up. */
+	if (s->quit || !td_ctx_live_locked(c)) {
+		td_unlock();
+		td_op_free(op);
+		return s->legacy ? CUDA_ERROR_CONTEXT_IS_DESTROYED : CUDA_ERROR_INVALID_HANDLE;
+	}
 	for (t = c->streams; t; t = t->next)
 		max++;
 	op->deps = calloc((size_t)max, sizeof(*op->deps));

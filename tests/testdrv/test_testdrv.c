@@ -931,6 +931,115 @@ static void test_launch(void **state)
 	OK(cuModuleUnload(m));
 }
 
+/* cuLaunchKernelEx with attributes, and cooperative launches. */
+static void test_launch_ex(void **state)
+{
+	CUmodule m = load_module();
+	CUfunction fill = get_fn(m, "vg_fill");
+	CUlaunchAttribute attrs[2];
+	CUlaunchConfig cfg;
+	CUdeviceptr d;
+	unsigned v = 0, val = 21;
+	int n = 256;
+	void *args[] = { &d, &val, &n };
+
+	OK(cuMemAlloc_v2(&d, 1024));
+	memset(&cfg, 0, sizeof(cfg));
+	memset(attrs, 0, sizeof(attrs));
+	cfg.gridDimX = 4;
+	cfg.gridDimY = cfg.gridDimZ = 1;
+	cfg.blockDimX = 64;
+	cfg.blockDimY = cfg.blockDimZ = 1;
+	attrs[0].id = CU_LAUNCH_ATTRIBUTE_PRIORITY;
+	attrs[0].value.priority = -1;
+	attrs[1].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+	attrs[1].value.clusterDim.x = 2;
+	attrs[1].value.clusterDim.y = 1;
+	attrs[1].value.clusterDim.z = 1;
+	cfg.attrs = attrs;
+	cfg.numAttrs = 2;
+	OK(cuLaunchKernelEx(&cfg, fill, args, NULL));
+	OK(cuMemcpyDtoH_v2(&v, d + 1020, 4));
+	assert_int_equal(v, 21);
+	/* A grid that is not whole clusters. */
+	attrs[1].value.clusterDim.x = 3;
+	ERR(cuLaunchKernelEx(&cfg, fill, args, NULL), CUDA_ERROR_INVALID_CLUSTER_SIZE);
+	attrs[1].id = (CUlaunchAttributeID)99;
+	ERR(cuLaunchKernelEx(&cfg, fill, args, NULL), CUDA_ERROR_INVALID_VALUE);
+	cfg.numAttrs = 0;
+	ERR(cuLaunchKernelEx(NULL, fill, args, NULL), CUDA_ERROR_INVALID_VALUE);
+	ERR(cuLaunchKernelEx(&cfg, NULL, args, NULL), CUDA_ERROR_INVALID_HANDLE);
+
+	val = 22;
+	OK(cuLaunchCooperativeKernel(fill, 4, 1, 1, 64, 1, 1, 0, NULL, args));
+	OK(cuMemcpyDtoH_v2(&v, d, 4));
+	assert_int_equal(v, 22);
+	/* More blocks than can be resident at once (4 SMs). */
+	ERR(cuLaunchCooperativeKernel(fill, 4096, 1, 1, 1024, 1, 1, 0, NULL, args),
+	    CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE);
+	OK(cuMemFree_v2(d));
+	OK(cuModuleUnload(m));
+}
+
+struct stress_arg {
+	CUcontext ctx;
+	CUfunction fill;
+	CUdeviceptr d;
+	unsigned value;
+	int bad;
+};
+
+/* Many small launches, copies and syncs on a stream of this thread. */
+static void *stress_thread(void *p)
+{
+	struct stress_arg *a = p;
+	CUstream s;
+	unsigned v;
+	int i, n = 64;
+	void *args[] = { &a->d, &v, &n };
+
+	if (cuCtxSetCurrent(a->ctx) || cuStreamCreate(&s, 0))
+		return (void *)1;
+	for (i = 0; i < 200; i++) {
+		unsigned back = 0;
+
+		v = a->value + (unsigned)i;
+		if (cuLaunchKernel(a->fill, 1, 1, 1, 64, 1, 1, 0, s, args, NULL) ||
+		    cuMemcpyDtoHAsync_v2(&back, a->d + 252, 4, s) || cuStreamSynchronize(s) ||
+		    back != v)
+			a->bad++;
+	}
+	cuStreamDestroy_v2(s);
+	return NULL;
+}
+
+static void test_threads(void **state)
+{
+	CUmodule m = load_module();
+	struct stress_arg a[4];
+	pthread_t th[4];
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		a[i].ctx = *state;
+		a[i].fill = get_fn(m, "vg_fill");
+		a[i].value = 1000u * (unsigned)(i + 1);
+		a[i].bad = 0;
+		OK(cuMemAlloc_v2(&a[i].d, 256));
+		assert_int_equal(pthread_create(&th[i], NULL, stress_thread, &a[i]), 0);
+	}
+	for (i = 0; i < 4; i++) {
+		void *ret = NULL;
+
+		pthread_join(th[i], &ret);
+		assert_null(ret);
+		assert_int_equal(a[i].bad, 0);
+		OK(cuMemFree_v2(a[i].d));
+	}
+	OK(cuCtxSynchronize());
+	OK(cuModuleUnload(m));
+}
+
 /* Libraries: context-free kernels, usable wherever a function is. */
 static void test_libraries(void **state)
 {
@@ -1466,6 +1575,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_memsets, ctx_setup, ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_modules, ctx_setup, ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_launch, ctx_setup, ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_launch_ex, ctx_setup, ctx_teardown),
+		cmocka_unit_test_setup_teardown(test_threads, ctx_setup, ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_libraries, ctx_setup, ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_stream_async, ctx_setup, ctx_teardown),
 		cmocka_unit_test_setup_teardown(test_legacy_stream, ctx_setup, ctx_teardown),
