@@ -291,7 +291,11 @@ void td_fence_wait_locked(struct td_fence *f);
 CUresult td_ctx_sync(struct td_ctx *c);
 void td_streams_teardown(struct td_ctx *c);
 int td_stream_live_locked(const struct td_stream *s);
+
+/* event.c */
 int td_event_live_locked(const struct td_event *e);
+CUresult td_event_get(CUevent h, struct td_event **out);
+void td_event_bury_locked(struct td_event *e);
 
 /* module.c */
 CUresult td_func_resolve_locked(CUfunction h, struct td_func **out);
