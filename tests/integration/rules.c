@@ -1,0 +1,229 @@
+/*
+ * Guest-side rules of the driver, checked through vgpu and the CPU test
+ * driver (two devices):
+ *
+ *   rules fork           a forked child's CUDA calls fail with NOT_INITIALIZED
+ *                        and leave the parent's session working
+ *   rules visible N NAME...  with CUDA_VISIBLE_DEVICES set by the caller: N
+ *                        devices, named NAME... in order ("-" for none)
+ *   rules uuid-prefix    CUDA_VISIBLE_DEVICES=GPU-<device 1's UUID less its
+ *                        last digit> re-executes and sees only device 1
+ *   rules null-sweep     every export of libcuda.so.1, called with zero
+ *                        arguments before and after cuInit, returns a known
+ *                        CUresult and nothing crashes; the session survives
+ *
+ * Prints FAIL lines and exits 1 on any failure.
+ */
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "vgpu/cuda_types.h"
+
+typedef CUresult (*init_fn)(unsigned int);
+typedef CUresult (*count_fn)(int *);
+typedef CUresult (*get_fn)(CUdevice *, int);
+typedef CUresult (*name_fn)(char *, int, CUdevice);
+typedef CUresult (*uuid_fn)(CUuuid *, CUdevice);
+typedef CUresult (*errname_fn)(CUresult, const char **);
+typedef CUresult (*alloc_fn)(CUdeviceptr *, size_t);
+typedef CUresult (*retain_fn)(CUcontext *, CUdevice);
+typedef CUresult (*setcur_fn)(CUcontext);
+/* Any export, called with zeros: extra arguments are harmless in this ABI. */
+typedef CUresult (*any_fn)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t,
+			   uint64_t, uint64_t, uint64_t, uint64_t);
+
+static void *lib;
+static int failed;
+
+static void *sym(const char *name)
+{
+	void *p = dlsym(lib, name);
+
+	if (!p) {
+		printf("FAIL no symbol %s\n", name);
+		exit(1);
+	}
+	return p;
+}
+
+static void check(int ok, const char *what, int got)
+{
+	if (!ok) {
+		printf("FAIL %s (got %d)\n", what, got);
+		failed = 1;
+	}
+}
+
+/* A context on device 0 and one allocation: "real work". */
+static CUresult work(void)
+{
+	CUcontext c;
+	CUdeviceptr p;
+	CUresult r = ((retain_fn)sym("cuDevicePrimaryCtxRetain"))(&c, 0);
+
+	if (r == CUDA_SUCCESS)
+		r = ((setcur_fn)sym("cuCtxSetCurrent"))(c);
+	if (r == CUDA_SUCCESS)
+		r = ((alloc_fn)sym("cuMemAlloc_v2"))(&p, 4096);
+	return r;
+}
+
+static int rules_fork(void)
+{
+	int n = -1, status = 0;
+	pid_t pid;
+	CUresult r;
+
+	r = ((init_fn)sym("cuInit"))(0);
+	check(r == CUDA_SUCCESS, "parent cuInit", r);
+	pid = fork();
+	if (pid == 0) {
+		int bad = 0;
+
+		/* The child's CUDA state is invalid, as with NVIDIA's driver. */
+		if (((count_fn)sym("cuDeviceGetCount"))(&n) != CUDA_ERROR_NOT_INITIALIZED)
+			bad = 1;
+		if (((init_fn)sym("cuInit"))(0) != CUDA_ERROR_NOT_INITIALIZED)
+			bad = 1;
+		if (work() != CUDA_ERROR_NOT_INITIALIZED)
+			bad = 1;
+		_exit(bad);
+	}
+	waitpid(pid, &status, 0);
+	check(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: calls after fork must fail with NOT_INITIALIZED",
+	      status);
+	r = work();
+	check(r == CUDA_SUCCESS, "parent works after the child's attempts", r);
+	r = ((count_fn)sym("cuDeviceGetCount"))(&n);
+	check(r == CUDA_SUCCESS && n == 2, "parent still sees two devices", n);
+	return failed;
+}
+
+static int rules_visible(int argc, char **argv)
+{
+	int want = atoi(argv[0]), n = -1, i;
+	CUresult r = ((init_fn)sym("cuInit"))(0);
+
+	check(r == CUDA_SUCCESS, "cuInit", r);
+	r = ((count_fn)sym("cuDeviceGetCount"))(&n);
+	check(r == CUDA_SUCCESS && n == want, "device count", n);
+	for (i = 0; i < n && i + 1 < argc; i++) {
+		char name[128] = "";
+		CUdevice d;
+
+		r = ((get_fn)sym("cuDeviceGet"))(&d, i);
+		if (r == CUDA_SUCCESS)
+			r = ((name_fn)sym("cuDeviceGetName"))(name, sizeof(name), d);
+		if (r != CUDA_SUCCESS || strcmp(name, argv[i + 1]) != 0) {
+			printf("FAIL device %d is '%s', want '%s'\n", i, name, argv[i + 1]);
+			failed = 1;
+		}
+	}
+	if (n > 0) {
+		CUdevice d;
+
+		r = ((get_fn)sym("cuDeviceGet"))(&d, n);
+		check(r == CUDA_ERROR_INVALID_DEVICE, "an ordinal past the visible devices", r);
+	}
+	return failed;
+}
+
+static int rules_uuid_prefix(char *self)
+{
+	CUuuid u;
+	char env[64];
+	const unsigned char *b = (const unsigned char *)u.bytes;
+	CUresult r = ((init_fn)sym("cuInit"))(0);
+
+	check(r == CUDA_SUCCESS, "cuInit", r);
+	r = ((uuid_fn)sym("cuDeviceGetUuid_v2"))(&u, 1);
+	check(r == CUDA_SUCCESS, "uuid of device 1", r);
+	if (failed)
+		return 1;
+	/* The whole UUID but its last digit: a prefix, and unique (the test devices' UUIDs share a start). */
+	snprintf(env, sizeof(env), "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%x", b[0], b[1], b[2],
+		 b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15] >> 4);
+	setenv("CUDA_VISIBLE_DEVICES", env, 1);
+	execl("/proc/self/exe", self, "visible", "1", "vgpu CPU test device 1", (char *)NULL);
+	perror("exec");
+	return 1;
+}
+
+/* The names of our exports, from the library's dynamic symbol table. */
+static int null_sweep(const char *exports)
+{
+	FILE *f = fopen(exports, "r");
+	char name[256];
+	int calls = 0, n = -1;
+	errname_fn errname = (errname_fn)sym("cuGetErrorName");
+	int pass;
+
+	if (!f) {
+		printf("FAIL cannot read %s\n", exports);
+		return 1;
+	}
+	for (pass = 0; pass < 2; pass++) {
+		rewind(f);
+		if (pass == 1) {
+			CUresult r = ((init_fn)sym("cuInit"))(0);
+
+			check(r == CUDA_SUCCESS, "cuInit", r);
+		}
+		while (fscanf(f, "%255s", name) == 1) {
+			any_fn fn = (any_fn)dlsym(lib, name);
+			const char *s = NULL;
+			CUresult r;
+
+			if (!fn) {
+				printf("FAIL no symbol %s\n", name);
+				failed = 1;
+				continue;
+			}
+			/* These end the process or the session by design, or wait forever. */
+			if (!strcmp(name, "cuInit") || !strncmp(name, "cuProfiler", 10))
+				continue;
+			r = fn(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+			calls++;
+			if (errname(r, &s) != CUDA_SUCCESS) {
+				printf("FAIL %s(0...) returned %d, not a CUresult\n", name, (int)r);
+				failed = 1;
+			}
+			if (pass == 0 && r == CUDA_SUCCESS && strncmp(name, "cuGetErrorString", 16) &&
+			    strcmp(name, "cuDriverGetVersion") && strncmp(name, "cuGetProcAddress", 16)) {
+				/* Before cuInit only local answers may succeed. */
+				printf("INFO %s(0...) succeeded before cuInit\n", name);
+			}
+		}
+	}
+	fclose(f);
+	/* The session survived everything. */
+	check(((count_fn)sym("cuDeviceGetCount"))(&n) == CUDA_SUCCESS && n == 2, "the session survives the sweep", n);
+	check(work() == CUDA_SUCCESS, "real work after the sweep", 0);
+	printf("swept %d calls\n", calls);
+	return failed;
+}
+
+int main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_DFL);
+	lib = dlopen("libcuda.so.1", RTLD_NOW);
+	if (!lib) {
+		printf("FAIL %s\n", dlerror());
+		return 1;
+	}
+	if (argc == 2 && !strcmp(argv[1], "fork"))
+		return rules_fork();
+	if (argc >= 3 && !strcmp(argv[1], "visible"))
+		return rules_visible(argc - 2, argv + 2);
+	if (argc == 2 && !strcmp(argv[1], "uuid-prefix"))
+		return rules_uuid_prefix(argv[0]);
+	if (argc == 3 && !strcmp(argv[1], "null-sweep"))
+		return null_sweep(argv[2]);
+	fprintf(stderr, "usage: rules fork | visible N NAME... | uuid-prefix | null-sweep EXPORTS\n");
+	return 2;
+}
