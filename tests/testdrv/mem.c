@@ -466,10 +466,8 @@ TD_EXPORT CUresult cuMemHostUnregister(void *p)
 
 /* ---- pointer attributes ------------------------------------------------ */
 
-/* Bytes written for each attribute (0: not one we answer). */
-static const uint8_t td_pa_sizes[] = {
-	0, 8, 4, 8, 8, 16, 4, 8, 4, 4, 4, 8, 8, 4, 8, 4, 4, 8, 8, 8, 8, 4,
-};
+/* Attributes answered: 1 .. CU_POINTER_ATTRIBUTE_IS_HW_DECOMPRESS_CAPABLE. */
+#define TD_PA_END (CU_POINTER_ATTRIBUTE_IS_HW_DECOMPRESS_CAPABLE + 1)
 
 /* One attribute of a known allocation (a), or of unknown memory (a NULL). */
 static CUresult td_pa_fill_locked(void *data, int attr, uint64_t ptr, const struct td_alloc *a)
@@ -550,7 +548,7 @@ TD_EXPORT CUresult cuPointerGetAttribute(void *data, CUpointer_attribute attribu
 
 	if (res != CUDA_SUCCESS)
 		return res;
-	if (!data || (int)attribute <= 0 || (size_t)attribute >= sizeof(td_pa_sizes) ||
+	if (!data || (int)attribute <= 0 || (int)attribute >= TD_PA_END ||
 	    attribute == CU_POINTER_ATTRIBUTE_P2P_TOKENS)
 		return CUDA_ERROR_INVALID_VALUE;
 	td_lock();
@@ -573,7 +571,7 @@ TD_EXPORT CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_
 	if (!numAttributes || !attributes || !data)
 		return CUDA_ERROR_INVALID_VALUE;
 	for (i = 0; i < numAttributes; i++)
-		if ((int)attributes[i] <= 0 || (size_t)attributes[i] >= sizeof(td_pa_sizes) ||
+		if ((int)attributes[i] <= 0 || (int)attributes[i] >= TD_PA_END ||
 		    attributes[i] == CU_POINTER_ATTRIBUTE_P2P_TOKENS || !data[i])
 			return CUDA_ERROR_INVALID_VALUE;
 	td_lock();
