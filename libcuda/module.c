@@ -283,10 +283,49 @@ VG_EXPORT CUresult cuModuleLoad(CUmodule *module, const char *fname)
 }
 
 /*
- * Libraries (cudart 12+ loads its fatbins this way).  JIT and library
- * options are not forwarded: the host loads with its defaults.
+ * Libraries (cudart 12+ loads its fatbins this way).  Of the options, the
+ * host-side symbol relocations (CU_JIT_GLOBAL_SYMBOL_NAMES / ADDRESSES /
+ * COUNT: device globals another module defines, by name and device address)
+ * are forwarded; the others are not needed by the host's load.
+ *
+ * LIBRARY_LOAD: u64 proposed id, image, u32 nsyms (<= VG_GLOBAL_SYMS_MAX),
+ * nsyms x (blob name, u64 device address).  Reply: u64 library id.
  */
-static CUresult library_load(CUlibrary *library, const void *code)
+static CUresult put_global_symbols(struct vg_buf *b, const CUjit_option *opts, void *const *vals, unsigned int n)
+{
+	const char *const *names = NULL;
+	void *const *addrs = NULL;
+	uint64_t count = 0;
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		if (opts[i] == CU_JIT_GLOBAL_SYMBOL_NAMES)
+			names = (const char *const *)vals[i];
+		else if (opts[i] == CU_JIT_GLOBAL_SYMBOL_ADDRESSES)
+			addrs = (void *const *)vals[i];
+		else if (opts[i] == CU_JIT_GLOBAL_SYMBOL_COUNT)
+			count = (uint64_t)(uintptr_t)vals[i] & 0xffffffffu;
+	}
+	if (!names || !addrs)
+		count = 0;
+	if (count > VG_GLOBAL_SYMS_MAX)
+		return CUDA_ERROR_INVALID_VALUE;
+	if (count)
+		VG_DEBUG("library load with %llu host-side symbol relocations", (unsigned long long)count);
+	vg_put_u32(b, (uint32_t)count);
+	for (i = 0; i < count; i++) {
+		size_t len = names[i] ? strnlen(names[i], VG_STR_MAX) : VG_STR_MAX;
+
+		if (len >= VG_STR_MAX)
+			return CUDA_ERROR_INVALID_VALUE;
+		vg_put_blob(b, names[i], (uint32_t)len + 1);
+		vg_put_u64(b, (uint64_t)(uintptr_t)addrs[i]);
+	}
+	return CUDA_SUCCESS;
+}
+
+static CUresult library_load(CUlibrary *library, const void *code, const CUjit_option *opts, void *const *vals,
+			     unsigned int nopts)
 {
 	struct vg_buf *b, rep;
 	struct vg_rd r;
@@ -302,6 +341,8 @@ static CUresult library_load(CUlibrary *library, const void *code)
 		return CUDA_ERROR_DEVICE_UNAVAILABLE;
 	vg_put_u64(b, lc_handle_propose());
 	res = put_image(b, code);
+	if (res == CUDA_SUCCESS)
+		res = put_global_symbols(b, opts, vals, nopts);
 	if (res != CUDA_SUCCESS)
 		return res;
 	vg_buf_init(&rep);
@@ -328,7 +369,7 @@ VG_EXPORT CUresult cuLibraryLoadData(CUlibrary *library, const void *code, CUjit
 	if ((numJitOptions && (!jitOptions || !jitOptionsValues)) ||
 	    (numLibraryOptions && (!libraryOptions || !libraryOptionValues)))
 		return CUDA_ERROR_INVALID_VALUE;
-	return library_load(library, code);
+	return library_load(library, code, jitOptions, jitOptionsValues, numJitOptions);
 }
 
 VG_EXPORT CUresult cuLibraryLoadFromFile(CUlibrary *library, const char *fileName, CUjit_option *jitOptions,
@@ -347,7 +388,7 @@ VG_EXPORT CUresult cuLibraryLoadFromFile(CUlibrary *library, const char *fileNam
 		return CUDA_ERROR_INVALID_VALUE;
 	res = read_image_file(fileName, &img, &n);
 	if (res == CUDA_SUCCESS)
-		res = library_load(library, img);
+		res = library_load(library, img, jitOptions, jitOptionsValues, numJitOptions);
 	free(img);
 	return res;
 }

@@ -358,19 +358,51 @@ static CUresult op_occ_clusters(struct vg_rd *r, struct vg_buf *out)
 	return res;
 }
 
-/* LIBRARY_LOAD: u64 proposed id, image.  Reply: u64 library id.  Options are not forwarded. */
+/*
+ * LIBRARY_LOAD: documented in libcuda/module.c.  The symbol names and
+ * addresses are kept for the worker's life, like the image.
+ */
 static CUresult op_library_load(struct vg_rd *r, struct vg_buf *out)
 {
 	uint64_t proposed = vg_get_u64(r);
 	const void *img = get_image(r);
+	uint32_t nsyms = vg_get_u32(r), i;
+	CUjit_option opts[3] = { CU_JIT_GLOBAL_SYMBOL_NAMES, CU_JIT_GLOBAL_SYMBOL_ADDRESSES, CU_JIT_GLOBAL_SYMBOL_COUNT };
+	void *vals[3];
+	char **names = NULL;
+	void **addrs = NULL;
 	CUlibrary lib = NULL;
 	CUresult res;
 
+	if (r->err || nsyms > VG_GLOBAL_SYMS_MAX)
+		wk_fatal("malformed LIBRARY_LOAD");
+	if (nsyms) {
+		names = calloc(nsyms, sizeof(*names));
+		addrs = calloc(nsyms, sizeof(*addrs));
+		if (!names || !addrs)
+			return CUDA_ERROR_OUT_OF_MEMORY;
+	}
+	for (i = 0; i < nsyms; i++) {
+		uint32_t n = 0;
+		int is_null = 0;
+		const char *q = vg_get_blob(r, VG_STR_MAX, &n, &is_null);
+
+		if (r->err || is_null || n == 0 || q[n - 1] != '\0')
+			wk_fatal("malformed LIBRARY_LOAD symbol");
+		names[i] = strdup(q);
+		addrs[i] = (void *)(uintptr_t)vg_get_u64(r);
+		if (!names[i])
+			return CUDA_ERROR_OUT_OF_MEMORY;
+	}
 	if (r->err || r->off != r->len)
 		wk_fatal("malformed LIBRARY_LOAD");
 	if (!img)
 		return CUDA_ERROR_OUT_OF_MEMORY;
-	res = WK_CALL(cuLibraryLoadData, &lib, img, NULL, NULL, 0, NULL, NULL, 0);
+	vals[0] = names;
+	vals[1] = addrs;
+	vals[2] = (void *)(uintptr_t)nsyms;
+	res = WK_CALL(cuLibraryLoadData, &lib, img, nsyms ? opts : NULL, nsyms ? vals : NULL, nsyms ? 3 : 0,
+		      NULL, NULL, 0);
 	if (res != CUDA_SUCCESS)
 		return res;
 	proposed = wk_handle_register(lib, VG_H_CUlibrary, proposed);

@@ -98,6 +98,8 @@ static inline uint32_t vg_attr_value_size(uint32_t which, int attr)
 #define VG_ACCESS_DESC_MAX 64	/* descriptors of one cuMemSetAccess */
 #define VG_CAPTURE_DEPS_MAX 4096	/* dependencies one capture-info reply carries */
 
+#define VG_GLOBAL_SYMS_MAX 65536	/* host-side symbol relocations of one library load */
+
 #define VG_LAUNCH_ATTRS_MAX  32	/* attributes of one cuLaunchKernelEx */
 #define VG_LAUNCH_ATTR_BYTES 64	/* one attribute's value */
 
