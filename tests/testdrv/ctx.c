@@ -46,6 +46,7 @@ static int td_ctx_activate_locked(struct td_ctx *c)
 		if (td_primary_structs[i] == c && !td.dev[i].primary) {
 			td_ctx_reset(c, i, td.dev[i].primary_flags, 1);
 			td.dev[i].primary = c;
+			td.dev[i].primary_implicit = 1;
 			return 1;
 		}
 	}
@@ -580,6 +581,7 @@ static void td_primary_deactivate(int dev)
 	c = td.dev[dev].primary;
 	td.dev[dev].primary = NULL;
 	td.dev[dev].primary_refs = 0;
+	td.dev[dev].primary_implicit = 0;
 	if (c)
 		td_ctx_unlink_locked(c);
 	td_unlock();
@@ -598,7 +600,7 @@ TD_EXPORT CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
 	if (!td.dev[dev].primary_refs)
 		res = CUDA_ERROR_INVALID_CONTEXT;
 	else
-		last = --td.dev[dev].primary_refs == 0;
+		last = --td.dev[dev].primary_refs == 0 && !td.dev[dev].primary_implicit;
 	td_unlock();
 	if (last)
 		td_primary_deactivate(dev);

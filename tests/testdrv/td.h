@@ -211,6 +211,7 @@ struct td_ctx {
 
 struct td_device {
 	int primary_refs;
+	int primary_implicit;	/* activated by use: active until reset */
 	unsigned primary_flags;
 	struct td_ctx *primary;	/* non-NULL while active */
 	uint64_t used;		/* bytes reserved in this device's window */

@@ -223,6 +223,13 @@ static void test_primary(void **state)
 	assert_int_equal(dev, 1);
 	OK(cuMemAlloc_v2(&d, 4096));
 	OK(cuCtxSynchronize_v2(NULL));
+	/* A retain and release meanwhile do not end it: only a reset does. */
+	OK(cuDevicePrimaryCtxRetain(&q, 1));
+	OK(cuDevicePrimaryCtxRelease(1));
+	OK(cuDevicePrimaryCtxGetState(1, &flags, &active));
+	assert_int_equal(active, 1);
+	OK(cuMemFree_v2(d));
+	OK(cuMemAlloc_v2(&d, 4096));
 	OK(cuDevicePrimaryCtxReset(1));
 	OK(cuDevicePrimaryCtxGetState(1, &flags, &active));
 	assert_int_equal(active, 0);
