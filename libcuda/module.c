@@ -126,8 +126,11 @@ static CUresult put_image(struct vg_buf *b, const void *image)
 	if (rd32(w) == WRAPPER_MAGIC && rd32(w + 4) == 2)
 		list = (const void *const *)(uintptr_t)rd64(w + 16);
 	len = lc_image_size(&start);
-	if (!len)
+	if (!len) {
+		VG_WARN("an image in an unknown format (first bytes %08x %08x %08x %08x): refused",
+			rd32(w), rd32(w + 4), rd32(w + 8), rd32(w + 12));
 		return CUDA_ERROR_INVALID_IMAGE;
+	}
 	vg_put_blob(b, start, (uint32_t)len);
 	while (list && list[n] && n < LC_WRAPPER_FATBINS_MAX)
 		n++;

@@ -517,9 +517,14 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 	res = (CUresult)(int32_t)rc;
 	if (res != CUDA_SUCCESS) {
 		if (vg_log_enabled(VG_LOG_DEBUG))
-			for (i = 0; i < d->nargs; i++)
+			for (i = 0; i < d->nargs; i++) {
 				if (d->args[i].kind == VG_A_STR && args[i].v.p)
 					VG_DEBUG("%s(\"%.80s\") returned %d", d->name, (const char *)args[i].v.p, res);
+				if (d->args[i].kind == VG_A_HANDLE)
+					VG_DEBUG("%s: %s argument id %#llx (real %p) returned %d", d->name,
+						 vg_htype_names[d->args[i].htype], (unsigned long long)args[i].id,
+						 args[i].v.p, res);
+			}
 		goto out;
 	}
 	wk_count(fn);

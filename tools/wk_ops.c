@@ -3,6 +3,7 @@
  * documented at each handler; every field is validated before use.
  */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -114,6 +115,19 @@ static const void *get_image(struct vg_rd *r)
 	if (r->err || is_null)
 		wk_fatal("malformed module image");
 	first = copy_aligned(img, n);
+	if (getenv("VGPU_DUMP_DIR") && first) {
+		/* Debugging aid: the images as received, for loading them natively. */
+		static int seq;
+		char path[4200];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/image-%d-%d.bin", getenv("VGPU_DUMP_DIR"), (int)getpid(), ++seq);
+		f = fopen(path, "wb");
+		if (f) {
+			fwrite(first, 1, n, f);
+			fclose(f);
+		}
+	}
 	count = vg_get_u32(r);
 	if (r->err || count > WK_WRAPPER_FATBINS_MAX)
 		wk_fatal("malformed module image list");
