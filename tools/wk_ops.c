@@ -104,7 +104,24 @@ static void *copy_aligned(const void *p, uint32_t n)
 	return c;
 }
 
-static const void *get_image(struct vg_rd *r)
+/* is_wrapper: what get_image said it built (never judged from the bytes, which the client chose). */
+static void free_image(const void *img, int is_wrapper)
+{
+	const struct wk_wrapper *w = img;
+	size_t i;
+
+	if (!img)
+		return;
+	if (is_wrapper) {
+		for (i = 0; w->list[i]; i++)
+			free((void *)w->list[i]);
+		free(w->list);
+		free((void *)w->data);
+	}
+	free((void *)img);
+}
+
+static const void *get_image(struct vg_rd *r, int *is_wrapper)
 {
 	uint32_t n = 0, count, i;
 	int is_null = 0;
@@ -114,6 +131,7 @@ static const void *get_image(struct vg_rd *r)
 
 	if (r->err || is_null)
 		wk_fatal("malformed module image");
+	*is_wrapper = 0;
 	first = copy_aligned(img, n);
 	if (getenv("VGPU_DUMP_DIR") && first) {
 		/* Debugging aid: the images as received, for loading them natively. */
@@ -136,6 +154,7 @@ static const void *get_image(struct vg_rd *r)
 	w = calloc(1, sizeof(*w));
 	if (!w || !(w->list = calloc(count + 1, sizeof(void *))))
 		return NULL;
+	*is_wrapper = 1;
 	w->magic = 0x466243b1u;
 	w->version = 2;
 	w->data = first;
@@ -158,7 +177,8 @@ static CUresult op_module_load(struct vg_rd *r, struct vg_buf *out)
 {
 	uint32_t kind = vg_get_u32(r);
 	uint64_t proposed = vg_get_u64(r);
-	const void *img = get_image(r);
+	int wrapped;
+	const void *img = get_image(r, &wrapped);
 	CUmodule mod = NULL;
 	CUresult res;
 
@@ -177,6 +197,8 @@ static CUresult op_module_load(struct vg_rd *r, struct vg_buf *out)
 		res = WK_CALL(cuModuleLoadFatBinary, &mod, img);
 		break;
 	}
+	/* Modules are loaded whole: the driver has its own copy now. */
+	free_image(img, wrapped);
 	if (res != CUDA_SUCCESS)
 		return res;
 	proposed = wk_handle_register(mod, VG_H_CUmodule, proposed);
@@ -379,7 +401,8 @@ static CUresult op_occ_clusters(struct vg_rd *r, struct vg_buf *out)
 static CUresult op_library_load(struct vg_rd *r, struct vg_buf *out)
 {
 	uint64_t proposed = vg_get_u64(r);
-	const void *img = get_image(r);
+	int wrapped;
+	const void *img = get_image(r, &wrapped);
 	uint32_t nsyms = vg_get_u32(r), i;
 	CUjit_option opts[3] = { CU_JIT_GLOBAL_SYMBOL_NAMES, CU_JIT_GLOBAL_SYMBOL_ADDRESSES, CU_JIT_GLOBAL_SYMBOL_COUNT };
 	void *vals[3];
