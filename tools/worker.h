@@ -87,6 +87,21 @@ static inline void wk_count(int fn)
 CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf *out);
 CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_buf *out);
 CUresult wk_memloc(struct vg_rd *r, struct vg_buf *out);
+
+/* The hand-written operations, by file (payloads documented at each). */
+CUresult wk_op_module_load(struct vg_rd *r, struct vg_buf *out);		/* wk_module.c */
+CUresult wk_op_library_load(struct vg_rd *r, struct vg_buf *out);
+CUresult wk_op_func_info(struct vg_rd *r, struct vg_buf *out);
+CUresult wk_op_func_name(struct vg_rd *r, struct vg_buf *out);
+CUresult wk_op_launch(struct vg_rd *r, int ex);				/* wk_launch.c */
+CUresult wk_op_occ_clusters(struct vg_rd *r, struct vg_buf *out);
+CUresult wk_op_occ_blocksize(struct wk_thread *t, struct vg_rd *r, struct vg_buf *out);
+CUresult wk_op_memcpy(struct vg_rd *r, struct vg_buf *out, int three_d);	/* wk_memory.c */
+CUresult wk_op_pointer_attr(struct vg_rd *r, struct vg_buf *out);
+CUresult wk_op_host_mem(struct wk_thread *t, struct vg_rd *r, struct vg_buf *out);
+CUresult wk_op_attr_value(struct vg_rd *r, struct vg_buf *out);
+CUresult wk_op_callback_channel(struct wk_thread *t, struct vg_rd *r);	/* wk_callback.c */
+CUresult wk_op_host_func(struct vg_rd *r);
 /* Host->guest call on the thread's channel; returns 0 and the reply payload in rep. */
 int wk_host_call(struct wk_thread *t, uint32_t op, const struct vg_buf *req, struct vg_buf *rep);
 
