@@ -8,6 +8,8 @@
  *                        devices, named NAME... in order ("-" for none)
  *   rules uuid-prefix    CUDA_VISIBLE_DEVICES=GPU-<device 1's UUID less its
  *                        last digit> re-executes and sees only device 1
+ *   rules deferred       an asynchronous call's error is reported once, by the
+ *                        next synchronising call (immediately with VGPU_SYNC=1)
  *   rules null-sweep     every export of libcuda.so.1, called with zero
  *                        arguments before and after cuInit, returns a known
  *                        CUresult and nothing crashes; the session survives
@@ -154,6 +156,30 @@ static int rules_uuid_prefix(char *self)
 	return 1;
 }
 
+typedef CUresult (*memset_async_fn)(CUdeviceptr, unsigned char, size_t, CUstream);
+typedef CUresult (*sync_fn)(CUstream);
+
+static int rules_deferred(void)
+{
+	const char *e = getenv("VGPU_SYNC");
+	int sync = e && *e && strcmp(e, "0") != 0;
+	memset_async_fn ms = (memset_async_fn)sym("cuMemsetD8Async");
+	sync_fn ss = (sync_fn)sym("cuStreamSynchronize");
+	CUresult r = ((init_fn)sym("cuInit"))(0);
+
+	check(r == CUDA_SUCCESS, "cuInit", r);
+	check(work() == CUDA_SUCCESS, "a context", 0);
+	/* An address no allocation covers: the driver refuses the memset. */
+	r = ms((CUdeviceptr)0xdead0000ull, 0, 16, NULL);
+	check(r == (sync ? CUDA_ERROR_INVALID_VALUE : CUDA_SUCCESS), "the asynchronous memset itself", r);
+	r = ss(NULL);
+	check(r == (sync ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE), "the next synchronising call reports it", r);
+	r = ss(NULL);
+	check(r == CUDA_SUCCESS, "reported once only", r);
+	check(work() == CUDA_SUCCESS, "real work afterwards", 0);
+	return failed;
+}
+
 /* The names of our exports, from the library's dynamic symbol table. */
 static int null_sweep(const char *exports)
 {
@@ -222,6 +248,8 @@ int main(int argc, char **argv)
 		return rules_visible(argc - 2, argv + 2);
 	if (argc == 2 && !strcmp(argv[1], "uuid-prefix"))
 		return rules_uuid_prefix(argv[0]);
+	if (argc == 2 && !strcmp(argv[1], "deferred"))
+		return rules_deferred();
 	if (argc == 3 && !strcmp(argv[1], "null-sweep"))
 		return null_sweep(argv[2]);
 	fprintf(stderr, "usage: rules fork | visible N NAME... | uuid-prefix | null-sweep EXPORTS\n");
