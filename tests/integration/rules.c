@@ -10,6 +10,8 @@
  *                        last digit> re-executes and sees only device 1
  *   rules deferred       an asynchronous call's error is reported once, by the
  *                        next synchronising call (immediately with VGPU_SYNC=1)
+ *   rules local-queries  100 000 each of the queries answered in the guest (the
+ *                        runner checks the worker's call counts stayed small)
  *   rules null-sweep     every export of libcuda.so.1, called with zero
  *                        arguments before and after cuInit, returns a known
  *                        CUresult and nothing crashes; the session survives
@@ -180,6 +182,36 @@ static int rules_deferred(void)
 	return failed;
 }
 
+typedef CUresult (*getcur_fn)(CUcontext *);
+typedef CUresult (*getdev_fn)(CUdevice *);
+typedef CUresult (*attr_fn)(int *, CUdevice_attribute, CUdevice);
+typedef CUresult (*pstate_fn)(CUdevice, unsigned int *, int *);
+
+static int rules_local_queries(void)
+{
+	getcur_fn gc = (getcur_fn)sym("cuCtxGetCurrent");
+	getdev_fn gd = (getdev_fn)sym("cuCtxGetDevice");
+	attr_fn ga = (attr_fn)sym("cuDeviceGetAttribute");
+	pstate_fn ps = (pstate_fn)sym("cuDevicePrimaryCtxGetState");
+	CUresult r = ((init_fn)sym("cuInit"))(0);
+	int i, bad = 0, v, active;
+	unsigned int flags;
+	CUcontext c;
+	CUdevice d;
+
+	check(r == CUDA_SUCCESS, "cuInit", r);
+	check(work() == CUDA_SUCCESS, "a context", 0);
+	for (i = 0; i < 100000; i++) {
+		bad |= gc(&c) != CUDA_SUCCESS || !c;
+		bad |= gd(&d) != CUDA_SUCCESS || d != 0;
+		bad |= ga(&v, CU_DEVICE_ATTRIBUTE_WARP_SIZE, 0) != CUDA_SUCCESS || v != 32;
+		bad |= ps(0, &flags, &active) != CUDA_SUCCESS || !active;
+	}
+	check(!bad, "every local answer right", bad);
+	printf("local queries done\n");
+	return failed;
+}
+
 /* The names of our exports, from the library's dynamic symbol table. */
 static int null_sweep(const char *exports)
 {
@@ -248,6 +280,8 @@ int main(int argc, char **argv)
 		return rules_visible(argc - 2, argv + 2);
 	if (argc == 2 && !strcmp(argv[1], "uuid-prefix"))
 		return rules_uuid_prefix(argv[0]);
+	if (argc == 2 && !strcmp(argv[1], "local-queries"))
+		return rules_local_queries();
 	if (argc == 2 && !strcmp(argv[1], "deferred"))
 		return rules_deferred();
 	if (argc == 3 && !strcmp(argv[1], "null-sweep"))
