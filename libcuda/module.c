@@ -369,10 +369,21 @@ VG_EXPORT CUresult cuLibraryLoadData(CUlibrary *library, const void *code, CUjit
 				     CUlibraryOption *libraryOptions, void **libraryOptionValues,
 				     unsigned int numLibraryOptions)
 {
-	if ((numJitOptions && (!jitOptions || !jitOptionsValues)) ||
-	    (numLibraryOptions && (!libraryOptions || !libraryOptionValues)))
-		return CUDA_ERROR_INVALID_VALUE;
-	return library_load(library, code, jitOptions, jitOptionsValues, numJitOptions);
+	CUresult res;
+
+	/*
+	 * Option arrays are not validated here: the options are not forwarded
+	 * (save the symbol relocations), and callers such as cuBLASLt pass
+	 * counts with arrays the driver does not insist on.
+	 */
+	(void)libraryOptions;
+	(void)libraryOptionValues;
+	(void)numLibraryOptions;
+	res = library_load(library, code, jitOptions, jitOptionsValues, jitOptions && jitOptionsValues ? numJitOptions : 0);
+	if (res != CUDA_SUCCESS)
+		VG_DEBUG("cuLibraryLoadData(%p, %u jit, %u library options) failed here: %d", code, numJitOptions,
+			 numLibraryOptions, res);
+	return res;
 }
 
 VG_EXPORT CUresult cuLibraryLoadFromFile(CUlibrary *library, const char *fileName, CUjit_option *jitOptions,
@@ -386,12 +397,15 @@ VG_EXPORT CUresult cuLibraryLoadFromFile(CUlibrary *library, const char *fileNam
 
 	if (res != CUDA_SUCCESS)
 		return res;
-	if ((numJitOptions && (!jitOptions || !jitOptionsValues)) ||
-	    (numLibraryOptions && (!libraryOptions || !libraryOptionValues)) || !library || !fileName)
+	(void)libraryOptions;
+	(void)libraryOptionValues;
+	(void)numLibraryOptions;
+	if (!library || !fileName)
 		return CUDA_ERROR_INVALID_VALUE;
 	res = read_image_file(fileName, &img, &n);
 	if (res == CUDA_SUCCESS)
-		res = library_load(library, img, jitOptions, jitOptionsValues, numJitOptions);
+		res = library_load(library, img, jitOptions, jitOptionsValues,
+				   jitOptions && jitOptionsValues ? numJitOptions : 0);
 	free(img);
 	return res;
 }
