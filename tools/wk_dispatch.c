@@ -427,6 +427,39 @@ static void encode_out(const struct vg_fn_desc *d, int i, struct wk_arg *a, stru
 	}
 }
 
+/*
+ * Host data staged in this worker's own buffers lives only for the call.  A
+ * stream being captured would record a pointer to it in the graph, and every
+ * replay would write freed memory: refuse, as a driver refuses what cannot be
+ * captured.  Pinned memory shared with the guest is fine (a real address).
+ */
+static CUresult capture_guard(const struct vg_fn_desc *d, const struct wk_arg *args)
+{
+	CUstreamCaptureStatus cs = CU_STREAM_CAPTURE_STATUS_NONE;
+	void *stream = NULL;
+	int i, staged = 0, has_stream = 0;
+
+	for (i = 0; i < d->nargs; i++) {
+		const struct vg_arg_desc *ad = &d->args[i];
+
+		if (ad->kind == VG_A_HANDLE && ad->htype == VG_H_CUstream) {
+			stream = args[i].v.p;
+			has_stream = 1;
+		} else if ((ad->kind == VG_A_IN || ad->kind == VG_A_OUT || ad->kind == VG_A_INOUT) &&
+			   ad->elem == VG_E_DATA && ad->count_arg >= 0 && !args[i].null && !args[i].shared) {
+			/* A buffer sized by an argument: copies, not fixed-size answers. */
+			staged = 1;
+		}
+	}
+	if (!has_stream || !staged || !wk.fns[VG_FN_cuStreamIsCapturing])
+		return CUDA_SUCCESS;
+	if (WK_FN(cuStreamIsCapturing)((CUstream)stream, &cs) != CUDA_SUCCESS || cs == CU_STREAM_CAPTURE_STATUS_NONE)
+		return CUDA_SUCCESS;
+	VG_WARN("%s: a copy to or from pageable guest memory cannot be captured into a graph "
+		"(use pinned memory): CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED", d->name);
+	return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+}
+
 CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf *out)
 {
 	const struct vg_fn_desc *d = &vg_fn_descs[fn];
@@ -508,6 +541,9 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 		res = CUDA_ERROR_NOT_SUPPORTED;
 		goto out;
 	}
+	res = capture_guard(d, args);
+	if (res != CUDA_SUCCESS)
+		goto out;
 	cif = get_cif(fn);
 	if (!cif) {
 		res = CUDA_ERROR_OUT_OF_MEMORY;
