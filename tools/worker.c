@@ -80,6 +80,18 @@ static int driver_load(const char *path, char *why, size_t whylen)
 		if (!n)
 			continue;
 		wk.fns[i] = dlsym(wk.driver, n);
+		/*
+		 * A driver without the per-thread-default-stream entry points
+		 * (the CPU test driver): the base function has the same
+		 * signature; its default stream is then the legacy one.
+		 */
+		if (!wk.fns[i] && strlen(n) > 5 &&
+		    (!strcmp(n + strlen(n) - 5, "_ptds") || !strcmp(n + strlen(n) - 5, "_ptsz"))) {
+			char base[128];
+
+			snprintf(base, sizeof(base), "%.*s", (int)strlen(n) - 5, n);
+			wk.fns[i] = dlsym(wk.driver, base);
+		}
 		/* Where a deferred error of an asynchronous call surfaces. */
 		wk.syncs[i] = strstr(n, "Synchronize") || strstr(n, "Query") ||
 			      (!strstr(n, "Async") && (!strncmp(n, "cuMemcpy", 8) || !strncmp(n, "cuMemset", 8)));
