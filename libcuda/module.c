@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "lc.h"
+#include "tp.h"
 
 struct vg_buf *lc_scratch(void);
 
@@ -109,76 +110,169 @@ size_t lc_image_size(const void **start)
 }
 
 /*
- * An image as the host gets it: a blob, then u32 n and n blobs, the fatbins
- * of a version-2 wrapper's NULL-terminated list (relocatable device code),
- * which the host puts back into a wrapper of its own.
+ * An image as the host gets it (include/vgpu/ops.h, VG_IMG_*): the image,
+ * then u32 n and the fatbins of a version-2 wrapper's NULL-terminated list
+ * (relocatable device code), which the host puts back into a wrapper of its
+ * own.  Large pieces are offered by hash when the worker keeps a cache;
+ * pieces the worker asked for (want_inline) go as bytes.
  */
-#define LC_WRAPPER_FATBINS_MAX 256
 
-static CUresult put_image(struct vg_buf *b, const void *image)
+struct lc_image {
+	const void *piece[VG_IMG_PIECES_MAX];
+	size_t len[VG_IMG_PIECES_MAX];
+	uint32_t n;			/* pieces: the image and the wrapper's fatbins */
+	uint8_t hashed[VG_IMG_PIECES_MAX];
+	uint8_t hash[VG_IMG_PIECES_MAX][TP_SHA256_LEN];
+	uint8_t want_inline[VG_IMG_PIECES_MAX];
+};
+
+static CUresult image_parse(struct lc_image *im, const void *image)
 {
 	const uint8_t *w = image;
 	const void *const *list = NULL;
 	const void *start = image;
-	uint32_t n = 0, i;
-	size_t len;
+	uint32_t i;
 
+	memset(im, 0, sizeof(*im));
 	if (rd32(w) == WRAPPER_MAGIC && rd32(w + 4) == 2)
 		list = (const void *const *)(uintptr_t)rd64(w + 16);
-	len = lc_image_size(&start);
-	if (!len) {
+	im->len[0] = lc_image_size(&start);
+	im->piece[0] = start;
+	if (!im->len[0]) {
 		VG_WARN("an image in an unknown format (first bytes %08x %08x %08x %08x): refused",
 			rd32(w), rd32(w + 4), rd32(w + 8), rd32(w + 12));
 		return CUDA_ERROR_INVALID_IMAGE;
 	}
-	vg_put_blob(b, start, (uint32_t)len);
-	while (list && list[n] && n < LC_WRAPPER_FATBINS_MAX)
-		n++;
-	VG_DEBUG("image: %zu bytes%s, %u more fatbins", len, start != image ? " (wrapped)" : "", n);
-	vg_put_u32(b, n);
-	for (i = 0; i < n; i++) {
-		const void *f = list[i];
+	im->n = 1;
+	while (list && list[im->n - 1] && im->n < VG_IMG_PIECES_MAX) {
+		const void *f = list[im->n - 1];
 
-		len = lc_image_size(&f);
-		if (!len)
+		im->len[im->n] = lc_image_size(&f);
+		im->piece[im->n] = f;
+		if (!im->len[im->n])
 			return CUDA_ERROR_INVALID_IMAGE;
-		vg_put_blob(b, f, (uint32_t)len);
+		im->n++;
 	}
+	VG_DEBUG("image: %zu bytes%s, %u more fatbins", im->len[0], start != image ? " (wrapped)" : "", im->n - 1);
+	for (i = 0; i < im->n; i++)
+		im->want_inline[i] = !(lc.caps & VG_CAP_MODCACHE) || im->len[i] < VG_IMG_CACHE_MIN;
 	return CUDA_SUCCESS;
+}
+
+static void image_put(struct vg_buf *b, struct lc_image *im)
+{
+	uint32_t i;
+
+	for (i = 0; i < im->n; i++) {
+		if (i == 1)
+			vg_put_u32(b, im->n - 1);
+		if (im->want_inline[i]) {
+			vg_put_u32(b, VG_IMG_INLINE);
+			vg_put_blob(b, im->piece[i], (uint32_t)im->len[i]);
+			continue;
+		}
+		if (!im->hashed[i]) {
+			tp_sha256(im->piece[i], im->len[i], im->hash[i]);
+			im->hashed[i] = 1;
+		}
+		vg_put_u32(b, VG_IMG_CACHED);
+		vg_put_bytes(b, im->hash[i], TP_SHA256_LEN);
+		vg_put_u32(b, (uint32_t)im->len[i]);
+	}
+	if (im->n == 1)
+		vg_put_u32(b, 0);
+}
+
+/*
+ * The worker's answer to a load: the new object's id, or the pieces its
+ * cache lacks (marked want_inline; *again set).  0 or a CUresult.
+ */
+static CUresult image_reply(struct lc_image *im, struct vg_buf *rep, uint64_t *id, int *again)
+{
+	struct vg_rd r;
+	uint32_t n, i, k;
+
+	*again = 0;
+	vg_rd_init(&r, rep->p, rep->len);
+	*id = vg_get_u64(&r);
+	if (r.err)
+		return CUDA_ERROR_UNKNOWN;
+	if (*id)
+		return r.off == r.len ? CUDA_SUCCESS : CUDA_ERROR_UNKNOWN;
+	n = vg_get_u32(&r);
+	if (r.err || !n || n > im->n)
+		return CUDA_ERROR_UNKNOWN;
+	for (i = 0; i < n; i++) {
+		k = vg_get_u32(&r);
+		if (r.err || k >= im->n || im->want_inline[k])
+			return CUDA_ERROR_UNKNOWN;
+		im->want_inline[k] = 1;
+	}
+	*again = 1;
+	return r.off == r.len ? CUDA_SUCCESS : CUDA_ERROR_UNKNOWN;
+}
+
+/*
+ * Sends a load (head: the fields before the image; tail: after it) until
+ * the worker has every piece: at most once per piece it lacks, since each
+ * answer moves pieces to inline for good.
+ */
+static CUresult image_load(uint32_t op, struct lc_image *im, const struct vg_buf *head, const struct vg_buf *tail,
+			   uint64_t *id)
+{
+	struct vg_buf *b, rep;
+	CUresult res;
+	int again;
+
+	vg_buf_init(&rep);
+	do {
+		b = lc_scratch();
+		if (!b) {
+			res = CUDA_ERROR_DEVICE_UNAVAILABLE;
+			break;
+		}
+		vg_put_bytes(b, head->p, head->len);
+		image_put(b, im);
+		if (tail)
+			vg_put_bytes(b, tail->p, tail->len);
+		res = lc_rpc(op, b, &rep);
+		if (res != CUDA_SUCCESS)
+			break;
+		res = image_reply(im, &rep, id, &again);
+		if (res != CUDA_SUCCESS)
+			VG_WARN("malformed answer to a module load");
+	} while (res == CUDA_SUCCESS && again);
+	vg_buf_fini(&rep);
+	return res;
 }
 
 static CUresult module_load(CUmodule *module, const void *image, uint32_t kind)
 {
-	struct vg_buf *b, rep;
-	struct vg_rd r;
+	struct lc_image *im;
+	struct vg_buf head;
 	CUresult res = lc_check();
-	uint64_t id;
+	uint64_t id = 0;
 
 	if (res != CUDA_SUCCESS)
 		return res;
 	if (!module || !image)
 		return CUDA_ERROR_INVALID_VALUE;
-	b = lc_scratch();
-	if (!b)
-		return CUDA_ERROR_DEVICE_UNAVAILABLE;
-	vg_put_u32(b, kind);
-	vg_put_u64(b, lc_handle_propose());
-	res = put_image(b, image);
-	if (res != CUDA_SUCCESS)
-		return res;
-	vg_buf_init(&rep);
-	res = lc_rpc(VG_OP_MODULE_LOAD, b, &rep);
+	im = malloc(sizeof(*im));
+	if (!im)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	res = image_parse(im, image);
 	if (res == CUDA_SUCCESS) {
-		vg_rd_init(&r, rep.p, rep.len);
-		id = vg_get_u64(&r);
-		if (r.err || !id) {
-			res = CUDA_ERROR_UNKNOWN;
-		} else {
-			lc_handle_add(id, VG_H_CUmodule);
-			*module = (CUmodule)(uintptr_t)id;
-		}
+		vg_buf_init(&head);
+		vg_put_u32(&head, kind);
+		vg_put_u64(&head, lc_handle_propose());
+		res = head.err ? CUDA_ERROR_OUT_OF_MEMORY : image_load(VG_OP_MODULE_LOAD, im, &head, NULL, &id);
+		vg_buf_fini(&head);
 	}
-	vg_buf_fini(&rep);
+	free(im);
+	if (res == CUDA_SUCCESS) {
+		lc_handle_add(id, VG_H_CUmodule);
+		*module = (CUmodule)(uintptr_t)id;
+	}
 	return res;
 }
 
@@ -330,37 +424,35 @@ static CUresult put_global_symbols(struct vg_buf *b, const CUjit_option *opts, v
 static CUresult library_load(CUlibrary *library, const void *code, const CUjit_option *opts, void *const *vals,
 			     unsigned int nopts)
 {
-	struct vg_buf *b, rep;
-	struct vg_rd r;
+	struct lc_image *im;
+	struct vg_buf head, tail;
 	CUresult res = lc_check();
-	uint64_t id;
+	uint64_t id = 0;
 
 	if (res != CUDA_SUCCESS)
 		return res;
 	if (!library || !code)
 		return CUDA_ERROR_INVALID_VALUE;
-	b = lc_scratch();
-	if (!b)
-		return CUDA_ERROR_DEVICE_UNAVAILABLE;
-	vg_put_u64(b, lc_handle_propose());
-	res = put_image(b, code);
+	im = malloc(sizeof(*im));
+	if (!im)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	vg_buf_init(&head);
+	vg_buf_init(&tail);
+	vg_put_u64(&head, lc_handle_propose());
+	res = image_parse(im, code);
 	if (res == CUDA_SUCCESS)
-		res = put_global_symbols(b, opts, vals, nopts);
-	if (res != CUDA_SUCCESS)
-		return res;
-	vg_buf_init(&rep);
-	res = lc_rpc(VG_OP_LIBRARY_LOAD, b, &rep);
+		res = put_global_symbols(&tail, opts, vals, nopts);
+	if (res == CUDA_SUCCESS && (head.err || tail.err))
+		res = CUDA_ERROR_OUT_OF_MEMORY;
+	if (res == CUDA_SUCCESS)
+		res = image_load(VG_OP_LIBRARY_LOAD, im, &head, &tail, &id);
+	vg_buf_fini(&head);
+	vg_buf_fini(&tail);
+	free(im);
 	if (res == CUDA_SUCCESS) {
-		vg_rd_init(&r, rep.p, rep.len);
-		id = vg_get_u64(&r);
-		if (r.err || !id) {
-			res = CUDA_ERROR_UNKNOWN;
-		} else {
-			lc_handle_add(id, VG_H_CUlibrary);
-			*library = (CUlibrary)(uintptr_t)id;
-		}
+		lc_handle_add(id, VG_H_CUlibrary);
+		*library = (CUlibrary)(uintptr_t)id;
 	}
-	vg_buf_fini(&rep);
 	return res;
 }
 

@@ -378,7 +378,7 @@ static CUresult session_hello(void)
 		.magic = VG_WIRE_MAGIC,
 		.version = VG_WIRE_VERSION,
 		.min_version = VG_WIRE_VERSION,
-		.caps = VG_CAP_SHM,
+		.caps = VG_CAP_SHM | VG_CAP_MODCACHE,
 		.driver_version = VGPU_DRIVER_VERSION,
 		.pid = (uint32_t)getpid(),
 	};
@@ -399,6 +399,8 @@ static CUresult session_hello(void)
 		m.env_len[m.nenv] = (uint32_t)n;
 		m.nenv++;
 	}
+	if (getenv("VGPU_MODULE_CACHE") && !strcmp(getenv("VGPU_MODULE_CACHE"), "0"))
+		m.caps &= ~VG_CAP_MODCACHE;
 	vg_buf_init(&b);
 	if (vg_hello_encode(&m, &b) < 0 || b.err)
 		goto out;
@@ -424,7 +426,7 @@ static CUresult session_hello(void)
 		res = (CUresult)h.status;
 		goto out;
 	}
-	lc.caps = w.caps & VG_CAP_SHM;
+	lc.caps = w.caps & m.caps;
 	res = CUDA_SUCCESS;
 out:
 	vg_buf_fini(&b);

@@ -1,15 +1,26 @@
 /*
- * vgpu-bench: the same driver-API workloads natively and through vgpu, as
- * separate processes in one invocation, with ratios from that one run.
+ * vgpu-bench: the same workloads natively and through vgpu, as separate
+ * processes in one invocation, with ratios from that one run.
  *
- *   vgpu-bench --native PATH --vgpu PATH [--server unix:SOCK] [--reps N]
+ *   vgpu-bench --native PATH --vgpu PATH [--server ADDRESS] [--reps N] [--rounds R]
+ *              [--rt PROGRAM] [--python PYTHON] [--llama DIR --model GGUF [--llama-drive PROGRAM]]
  *
- * PATH is a libcuda.so.1 (NVIDIA's, ours).  Each leg runs this program
- * again with --leg LIB, which dlopens LIB and prints one line per workload:
- * "name median p10 p90 unit".  A per-call figure is (N calls + the final
- * synchronisation) / N.
+ * PATH is a libcuda.so.1 (NVIDIA's, ours).  Legs alternate, native then
+ * vgpu, R rounds (default 3), so a drift of the machine touches both.  Each
+ * leg is a process that prints one line per workload, "name median p10 p90
+ * unit": this program again with --leg LIB (driver-API workloads, LIB
+ * dlopen'ed), the runtime-API program (--rt, built with nvcc), PyTorch (when
+ * `import torch` works and sees a GPU natively) and llama.cpp (with --llama).
+ * The legs of the other programs run with LIB's directory first in
+ * LD_LIBRARY_PATH, and VGPU_SERVER set for the vgpu leg only.  A per-call
+ * figure is (N calls + the final synchronisation) / N unless its name says
+ * otherwise.  The table gives the median of the rounds' medians and the
+ * lowest p10 / highest p90 over all rounds.
  */
 #include <dlfcn.h>
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,23 +35,33 @@ struct drv {
 	CUresult (*DeviceGet)(CUdevice *, int);
 	CUresult (*PrimaryCtxRetain)(CUcontext *, CUdevice);
 	CUresult (*CtxSetCurrent)(CUcontext);
+	CUresult (*CtxGetCurrent)(CUcontext *);
 	CUresult (*CtxSynchronize)(void);
 	CUresult (*CtxGetDevice)(CUdevice *);
 	CUresult (*DeviceGetAttribute)(int *, CUdevice_attribute, CUdevice);
+	CUresult (*MemGetInfo)(size_t *, size_t *);
 	CUresult (*ModuleLoadData)(CUmodule *, const void *);
 	CUresult (*ModuleGetFunction)(CUfunction *, CUmodule, const char *);
 	CUresult (*LaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned, unsigned,
 				 unsigned, CUstream, void **, void **);
 	CUresult (*MemAlloc)(CUdeviceptr *, size_t);
+	CUresult (*MemFree)(CUdeviceptr);
 	CUresult (*MemAllocHost)(void **, size_t);
 	CUresult (*MemcpyHtoD)(CUdeviceptr, const void *, size_t);
 	CUresult (*MemcpyDtoH)(void *, CUdeviceptr, size_t);
+	CUresult (*StreamCreate)(CUstream *, unsigned int);
 	CUresult (*StreamSynchronize)(CUstream);
+	/* Optional: graph replay is left out where these are missing or fail. */
+	CUresult (*StreamBeginCapture)(CUstream, CUstreamCaptureMode);
+	CUresult (*StreamEndCapture)(CUstream, CUgraph *);
+	CUresult (*GraphInstantiate)(CUgraphExec *, CUgraph, unsigned long long);
+	CUresult (*GraphLaunch)(CUgraphExec, CUstream);
 };
 
+/* An empty kernel; its name and parameter are the CPU test driver's vg_sleep (0 us), so the tool runs there too. */
 static const char empty_ptx[] =
 	".version 7.0\n.target sm_50\n.address_size 64\n"
-	".visible .entry vg_empty(.param .u64 p)\n{\n\tret;\n}\n";
+	".visible .entry vg_sleep(.param .u32 p)\n{\n\tret;\n}\n";
 
 static double now_us(void)
 {
@@ -58,6 +79,8 @@ static int cmp_double(const void *a, const void *b)
 }
 
 #define MAXREPS 64
+#define MAXROWS 64
+#define MAXROUNDS 9
 
 static void report(const char *name, double *v, int n, const char *unit)
 {
@@ -74,21 +97,74 @@ static void report(const char *name, double *v, int n, const char *unit)
 			return 1; \
 		} \
 	} while (0)
+#define SYM_OPT(field, name) (*(void **)&d.field = dlsym(h, name))
+
+/* Per-call time of n calls of `call` plus the final `sync`, reps times. */
+#define PER_CALL(name, n_, call, sync) \
+	do { \
+		for (r = 0; r < reps; r++) { \
+			double t0 = now_us(); \
+			for (i = 0; i < (n_); i++) \
+				call; \
+			sync; \
+			v[r] = (now_us() - t0) / (n_); \
+		} \
+		report(name, v, reps, "us/call"); \
+	} while (0)
+
+#define BANDWIDTH(name, call) \
+	do { \
+		for (r = 0; r < reps; r++) { \
+			double t0 = now_us(); \
+			call; \
+			v[r] = (double)bytes / (now_us() - t0) / 1e3; \
+		} \
+		report(name, v, reps, "GB/s"); \
+	} while (0)
+
+/* Ten empty launches captured once, the graph replayed. */
+static void graph_replay(struct drv *d, CUfunction fn, void **params, int reps)
+{
+	CUstream s;
+	CUgraph g;
+	CUgraphExec ge;
+	double v[MAXREPS];
+	int r, i;
+
+	if (!d->StreamBeginCapture || !d->StreamEndCapture || !d->GraphInstantiate || !d->GraphLaunch ||
+	    d->StreamCreate(&s, CU_STREAM_NON_BLOCKING))
+		return;
+	if (d->StreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL))
+		return;
+	for (i = 0; i < 10; i++)
+		d->LaunchKernel(fn, 1, 1, 1, 32, 1, 1, 0, s, params, NULL);
+	if (d->StreamEndCapture(s, &g) || d->GraphInstantiate(&ge, g, 0))
+		return;
+	for (r = 0; r < reps; r++) {
+		double t0 = now_us();
+
+		for (i = 0; i < 500; i++)
+			d->GraphLaunch(ge, s);
+		d->StreamSynchronize(s);
+		v[r] = (now_us() - t0) / 500;
+	}
+	report("graph_replay_10_kernels", v, reps, "us/call");
+}
 
 static int leg(const char *lib, int reps)
 {
 	struct drv d;
 	void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
 	CUdevice dev;
-	CUcontext ctx;
+	CUcontext ctx, cur;
 	CUmodule mod;
 	CUfunction fn;
-	CUdeviceptr dp, big;
+	CUdeviceptr dp, big, tmp;
 	void *pinned;
 	char *pageable;
 	double v[MAXREPS];
-	size_t bytes = 64u << 20;
-	int r, i, n, x;
+	size_t bytes = 256u << 20, fr, tot;
+	int r, i, x;
 
 	if (!h) {
 		fprintf(stderr, "vgpu-bench: %s\n", dlerror());
@@ -98,19 +174,27 @@ static int leg(const char *lib, int reps)
 	SYM(DeviceGet, "cuDeviceGet");
 	SYM(PrimaryCtxRetain, "cuDevicePrimaryCtxRetain");
 	SYM(CtxSetCurrent, "cuCtxSetCurrent");
+	SYM(CtxGetCurrent, "cuCtxGetCurrent");
 	SYM(CtxSynchronize, "cuCtxSynchronize");
 	SYM(CtxGetDevice, "cuCtxGetDevice");
 	SYM(DeviceGetAttribute, "cuDeviceGetAttribute");
+	SYM(MemGetInfo, "cuMemGetInfo_v2");
 	SYM(ModuleLoadData, "cuModuleLoadData");
 	SYM(ModuleGetFunction, "cuModuleGetFunction");
 	SYM(LaunchKernel, "cuLaunchKernel");
 	SYM(MemAlloc, "cuMemAlloc_v2");
+	SYM(MemFree, "cuMemFree_v2");
 	SYM(MemAllocHost, "cuMemAllocHost_v2");
 	SYM(MemcpyHtoD, "cuMemcpyHtoD_v2");
 	SYM(MemcpyDtoH, "cuMemcpyDtoH_v2");
+	SYM(StreamCreate, "cuStreamCreate");
 	SYM(StreamSynchronize, "cuStreamSynchronize");
+	SYM_OPT(StreamBeginCapture, "cuStreamBeginCapture_v2");
+	SYM_OPT(StreamEndCapture, "cuStreamEndCapture");
+	SYM_OPT(GraphInstantiate, "cuGraphInstantiateWithFlags");
+	SYM_OPT(GraphLaunch, "cuGraphLaunch");
 	if (d.Init(0) || d.DeviceGet(&dev, 0) || d.PrimaryCtxRetain(&ctx, dev) || d.CtxSetCurrent(ctx) ||
-	    d.ModuleLoadData(&mod, empty_ptx) || d.ModuleGetFunction(&fn, mod, "vg_empty") ||
+	    d.ModuleLoadData(&mod, empty_ptx) || d.ModuleGetFunction(&fn, mod, "vg_sleep") ||
 	    d.MemAlloc(&dp, 4096) || d.MemAlloc(&big, bytes) || d.MemAllocHost(&pinned, bytes)) {
 		fprintf(stderr, "vgpu-bench: setup failed on %s\n", lib);
 		return 1;
@@ -120,156 +204,281 @@ static int leg(const char *lib, int reps)
 		return 1;
 	memset(pageable, 1, bytes);
 	memset(pinned, 1, bytes);
-	void *params[] = { &dp };
+	unsigned int zero = 0;
+	void *params[] = { &zero };
 
-	for (r = 0; r < reps; r++) {
-		n = 2000;
-		double t0 = now_us();
-
-		for (i = 0; i < n; i++)
-			d.LaunchKernel(fn, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL);
-		d.CtxSynchronize();
-		v[r] = (now_us() - t0) / n;
-	}
-	report("launch_empty_kernel", v, reps, "us/call");
-	for (r = 0; r < reps; r++) {
-		n = 2000;
-		double t0 = now_us();
-
-		for (i = 0; i < n; i++)
-			d.StreamSynchronize(NULL);
-		v[r] = (now_us() - t0) / n;
-	}
-	report("stream_synchronize_idle", v, reps, "us/call");
-	for (r = 0; r < reps; r++) {
-		n = 2000;
-		double t0 = now_us();
-
-		for (i = 0; i < n; i++)
-			d.MemcpyHtoD(dp, &x, sizeof(x));
-		v[r] = (now_us() - t0) / n;
-	}
-	report("memcpy_htod_4B", v, reps, "us/call");
-	for (r = 0; r < reps; r++) {
-		n = 2000;
-		double t0 = now_us();
-
-		for (i = 0; i < n; i++)
-			d.MemcpyDtoH(&x, dp, sizeof(x));
-		v[r] = (now_us() - t0) / n;
-	}
-	report("memcpy_dtoh_4B", v, reps, "us/call");
-	for (r = 0; r < reps; r++) {
-		n = 20000;
-		double t0 = now_us();
-
-		for (i = 0; i < n; i++)
-			d.CtxGetDevice(&dev);
-		v[r] = (now_us() - t0) / n;
-	}
-	report("ctx_get_device", v, reps, "us/call");
-	for (r = 0; r < reps; r++) {
-		n = 20000;
-		double t0 = now_us();
-
-		for (i = 0; i < n; i++)
-			d.DeviceGetAttribute(&x, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev);
-		v[r] = (now_us() - t0) / n;
-	}
-	report("device_get_attribute", v, reps, "us/call");
-	for (r = 0; r < reps; r++) {
-		double t0 = now_us();
-
-		d.MemcpyHtoD(big, pageable, bytes);
-		v[r] = bytes / (now_us() - t0) / 1e3;
-	}
-	report("htod_64MiB_pageable", v, reps, "GB/s");
-	for (r = 0; r < reps; r++) {
-		double t0 = now_us();
-
-		d.MemcpyHtoD(big, pinned, bytes);
-		v[r] = bytes / (now_us() - t0) / 1e3;
-	}
-	report("htod_64MiB_pinned", v, reps, "GB/s");
-	for (r = 0; r < reps; r++) {
-		double t0 = now_us();
-
-		d.MemcpyDtoH(pinned, big, bytes);
-		v[r] = bytes / (now_us() - t0) / 1e3;
-	}
-	report("dtoh_64MiB_pinned", v, reps, "GB/s");
+	/* Answered in the guest: no synchronisation to add. */
+	PER_CALL("ctx_get_current", 20000, d.CtxGetCurrent(&cur), (void)0);
+	PER_CALL("ctx_get_device", 20000, d.CtxGetDevice(&dev), (void)0);
+	PER_CALL("device_get_attribute", 20000,
+		 d.DeviceGetAttribute(&x, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev), (void)0);
+	/* Round trips. */
+	PER_CALL("mem_get_info", 2000, d.MemGetInfo(&fr, &tot), (void)0);
+	PER_CALL("stream_synchronize_idle", 2000, d.StreamSynchronize(NULL), (void)0);
+	PER_CALL("memcpy_htod_4B", 2000, d.MemcpyHtoD(dp, &x, sizeof(x)), (void)0);
+	PER_CALL("memcpy_dtoh_4B", 2000, d.MemcpyDtoH(&x, dp, sizeof(x)), (void)0);
+	PER_CALL("alloc_free_1MiB", 1000, (d.MemAlloc(&tmp, 1u << 20), d.MemFree(tmp)), (void)0);
+	/* Launches. */
+	PER_CALL("launch_empty_kernel", 2000, d.LaunchKernel(fn, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL),
+		 d.CtxSynchronize());
+	PER_CALL("launch_and_synchronize", 2000,
+		 (d.LaunchKernel(fn, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL), d.CtxSynchronize()), (void)0);
+	graph_replay(&d, fn, params, reps);
+	/* Bulk copies. */
+	BANDWIDTH("htod_256MiB_pageable", d.MemcpyHtoD(big, pageable, bytes));
+	BANDWIDTH("dtoh_256MiB_pageable", d.MemcpyDtoH(pageable, big, bytes));
+	BANDWIDTH("htod_256MiB_pinned", d.MemcpyHtoD(big, pinned, bytes));
+	BANDWIDTH("dtoh_256MiB_pinned", d.MemcpyDtoH(pinned, big, bytes));
 	return 0;
 }
 
+/* ---- PyTorch ------------------------------------------------------------ */
+
+/*
+ * A small elementwise op (4096 floats, in place) and a training step of a
+ * three-layer MLP (batch 256, 1024 -> 4096 -> 4096 -> 1024, SGD).  Printed
+ * in the leg format.  Exits 3 when torch or a GPU is not there.
+ */
+static const char torch_script[] =
+	"import sys, time\n"
+	"try:\n"
+	"    import torch\n"
+	"except Exception:\n"
+	"    sys.exit(3)\n"
+	"if not torch.cuda.is_available():\n"
+	"    sys.exit(3)\n"
+	"reps = int(sys.argv[1])\n"
+	"def rep(name, v, unit):\n"
+	"    v = sorted(v); n = len(v)\n"
+	"    print('%s %.3f %.3f %.3f %s' % (name, v[n // 2], v[n // 10], v[n - 1 - n // 10], unit), flush=True)\n"
+	"d = torch.device('cuda')\n"
+	"x = torch.ones(4096, device=d)\n"
+	"for _ in range(200): x.mul_(1.0001)\n"
+	"torch.cuda.synchronize()\n"
+	"v = []\n"
+	"for r in range(reps):\n"
+	"    t = time.perf_counter()\n"
+	"    for _ in range(2000): x.mul_(1.0001)\n"
+	"    torch.cuda.synchronize()\n"
+	"    v.append((time.perf_counter() - t) / 2000 * 1e6)\n"
+	"rep('torch_small_op', v, 'us/call')\n"
+	"torch.manual_seed(0)\n"
+	"m = torch.nn.Sequential(torch.nn.Linear(1024, 4096), torch.nn.ReLU(), torch.nn.Linear(4096, 4096),\n"
+	"                        torch.nn.ReLU(), torch.nn.Linear(4096, 1024)).to(d)\n"
+	"opt = torch.optim.SGD(m.parameters(), lr=1e-3)\n"
+	"xb = torch.randn(256, 1024, device=d); yb = torch.randn(256, 1024, device=d)\n"
+	"def step():\n"
+	"    opt.zero_grad(set_to_none=True)\n"
+	"    loss = torch.nn.functional.mse_loss(m(xb), yb)\n"
+	"    loss.backward()\n"
+	"    opt.step()\n"
+	"for _ in range(20): step()\n"
+	"torch.cuda.synchronize()\n"
+	"v = []\n"
+	"for r in range(reps):\n"
+	"    t = time.perf_counter()\n"
+	"    for _ in range(50): step()\n"
+	"    torch.cuda.synchronize()\n"
+	"    v.append((time.perf_counter() - t) / 50 * 1e3)\n"
+	"rep('torch_mlp_train_step', v, 'ms/call')\n";
+
+/* ---- the legs ----------------------------------------------------------- */
+
 struct row {
 	char name[64], unit[16];
-	double med, p10, p90;
+	double med[MAXROUNDS], p10, p90;
+	int nmed;
 };
 
-static int run_leg(const char *self, const char *lib, int reps, const char *server, struct row *rows, int max)
-{
-	char cmd[8192];
-	FILE *f;
-	int n = 0;
+struct table {
+	struct row rows[MAXROWS];
+	int n;
+};
 
-	snprintf(cmd, sizeof(cmd), "%s%s%s '%s' --leg '%s' --reps %d", server ? "VGPU_SERVER='" : "",
-		 server ? server : "", server ? "'" : "", self, lib, reps);
-	f = popen(cmd, "r");
-	if (!f)
-		return -1;
-	while (n < max && fscanf(f, "%63s %lf %lf %lf %15s", rows[n].name, &rows[n].med, &rows[n].p10,
-				 &rows[n].p90, rows[n].unit) == 5)
-		n++;
-	return pclose(f) == 0 ? n : -1;
+static struct row *row_get(struct table *t, const char *name, const char *unit)
+{
+	int i;
+
+	for (i = 0; i < t->n; i++)
+		if (!strcmp(t->rows[i].name, name))
+			return &t->rows[i];
+	if (t->n == MAXROWS)
+		return NULL;
+	memset(&t->rows[t->n], 0, sizeof(t->rows[0]));
+	snprintf(t->rows[t->n].name, sizeof(t->rows[0].name), "%s", name);
+	snprintf(t->rows[t->n].unit, sizeof(t->rows[0].unit), "%s", unit);
+	return &t->rows[t->n++];
 }
+
+/*
+ * Runs argv with LIB's directory first in LD_LIBRARY_PATH (and VGPU_SERVER
+ * set when server) and adds what it prints to t.  Returns its exit status,
+ * or -1.
+ */
+static int run_leg(char *const argv[], const char *lib, const char *server, struct table *t)
+{
+	char dir[PATH_MAX], line[512], name[64], unit[16];
+	const char *old = getenv("LD_LIBRARY_PATH");
+	char *ldp;
+	double med, p10, p90;
+	int pfd[2], status;
+	pid_t pid;
+	FILE *f;
+
+	snprintf(dir, sizeof(dir), "%s", lib);
+	ldp = malloc(strlen(dir) + (old ? strlen(old) : 0) + 2);
+	if (!ldp || pipe(pfd) < 0) {
+		free(ldp);
+		return -1;
+	}
+	sprintf(ldp, "%s%s%s", dirname(dir), old && *old ? ":" : "", old ? old : "");
+	pid = fork();
+	if (pid < 0) {
+		free(ldp);
+		return -1;
+	}
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		close(pfd[1]);
+		setenv("LD_LIBRARY_PATH", ldp, 1);
+		if (server)
+			setenv("VGPU_SERVER", server, 1);
+		else
+			unsetenv("VGPU_SERVER");
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	free(ldp);
+	close(pfd[1]);
+	f = fdopen(pfd[0], "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		struct row *rw;
+
+		if (sscanf(line, "%63s %lf %lf %lf %15s", name, &med, &p10, &p90, unit) != 5)
+			continue;
+		rw = row_get(t, name, unit);
+		if (!rw || rw->nmed == MAXROUNDS)
+			continue;
+		if (!rw->nmed || p10 < rw->p10)
+			rw->p10 = p10;
+		if (!rw->nmed || p90 > rw->p90)
+			rw->p90 = p90;
+		rw->med[rw->nmed++] = med;
+	}
+	if (f)
+		fclose(f);
+	if (waitpid(pid, &status, 0) < 0)
+		return -1;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static double row_median(struct row *r)
+{
+	qsort(r->med, (size_t)r->nmed, sizeof(double), cmp_double);
+	return r->med[r->nmed / 2];
+}
+
+static const char *usage_text =
+	"usage: vgpu-bench --native LIBCUDA --vgpu LIBCUDA [--server ADDRESS] [--reps N] [--rounds R]\n"
+	"                  [--rt PROGRAM] [--python PYTHON]\n"
+	"                  [--llama DIR --model GGUF [--llama-drive PROGRAM]]\n";
 
 int main(int argc, char **argv)
 {
-	const char *native = NULL, *vg = NULL, *server = NULL, *legl = NULL;
-	struct row a[32], b[32];
-	int reps = 7, na, nb, i, j;
-	char self[4096];
+	const char *native = NULL, *vg = NULL, *server = NULL, *legl = NULL, *rt = NULL;
+	const char *python = "python3", *llama = NULL, *model = NULL, *drive = NULL;
+	static struct table ta, tb;
+	int reps = 7, rounds = 3, i, j, round, torch_ok = 1, ret;
+	char self[4096], reps_s[16];
 	ssize_t sl;
 
 	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--native") && i + 1 < argc)
+		const char *a = argv[i];
+		int has = i + 1 < argc;
+
+		if (!strcmp(a, "--native") && has)
 			native = argv[++i];
-		else if (!strcmp(argv[i], "--vgpu") && i + 1 < argc)
+		else if (!strcmp(a, "--vgpu") && has)
 			vg = argv[++i];
-		else if (!strcmp(argv[i], "--server") && i + 1 < argc)
+		else if (!strcmp(a, "--server") && has)
 			server = argv[++i];
-		else if (!strcmp(argv[i], "--leg") && i + 1 < argc)
+		else if (!strcmp(a, "--leg") && has)
 			legl = argv[++i];
-		else if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+		else if (!strcmp(a, "--reps") && has)
 			reps = atoi(argv[++i]);
+		else if (!strcmp(a, "--rounds") && has)
+			rounds = atoi(argv[++i]);
+		else if (!strcmp(a, "--rt") && has)
+			rt = argv[++i];
+		else if (!strcmp(a, "--python") && has)
+			python = argv[++i];
+		else if (!strcmp(a, "--llama") && has)
+			llama = argv[++i];
+		else if (!strcmp(a, "--model") && has)
+			model = argv[++i];
+		else if (!strcmp(a, "--llama-drive") && has)
+			drive = argv[++i];
 		else {
-			fprintf(stderr, "usage: vgpu-bench --native LIBCUDA --vgpu LIBCUDA [--server unix:SOCK] [--reps N]\n");
+			fputs(usage_text, stderr);
 			return 2;
 		}
 	}
 	if (reps < 3 || reps > MAXREPS)
 		reps = 7;
+	if (rounds < 1 || rounds > MAXROUNDS)
+		rounds = 3;
 	if (legl)
 		return leg(legl, reps);
-	if (!native || !vg) {
-		fprintf(stderr, "vgpu-bench: --native and --vgpu are required\n");
+	if (!native || !vg || (!llama != !model)) {
+		fputs(usage_text, stderr);
 		return 2;
 	}
+	if (!server)
+		server = getenv("VGPU_SERVER");
 	sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (sl <= 0)
 		return 1;
 	self[sl] = '\0';
-	na = run_leg(self, native, reps, NULL, a, 32);
-	nb = run_leg(self, vg, reps, server, b, 32);
-	if (na < 0 || nb < 0) {
-		fprintf(stderr, "vgpu-bench: a leg failed (native %d, vgpu %d)\n", na, nb);
-		return 1;
+	snprintf(reps_s, sizeof(reps_s), "%d", reps);
+	for (round = 0; round < rounds; round++) {
+		for (j = 0; j < 2; j++) {
+			const char *lib = j ? vg : native;
+			const char *srv = j ? server : NULL;
+			struct table *t = j ? &tb : &ta;
+			char *drv_argv[] = { self, "--leg", (char *)lib, "--reps", reps_s, NULL };
+			char *rt_argv[] = { (char *)rt, reps_s, NULL };
+			char *py_argv[] = { (char *)python, "-c", (char *)torch_script, reps_s, NULL };
+			char *ll_argv[] = { (char *)drive, "--bench", (char *)llama, (char *)model, NULL };
+
+			ret = run_leg(drv_argv, lib, srv, t);
+			if (ret != 0) {
+				fprintf(stderr, "vgpu-bench: the %s leg failed (status %d)\n", j ? "vgpu" : "native", ret);
+				return 1;
+			}
+			if (rt && (ret = run_leg(rt_argv, lib, srv, t)) != 0)
+				fprintf(stderr, "vgpu-bench: %s: status %d\n", rt, ret);
+			if (torch_ok) {
+				ret = run_leg(py_argv, lib, srv, t);
+				if (ret == 3 && !j)
+					torch_ok = 0;	/* no PyTorch or no GPU natively: no rows */
+				else if (ret != 0)
+					fprintf(stderr, "vgpu-bench: the PyTorch %s leg: status %d\n",
+						j ? "vgpu" : "native", ret);
+			}
+			if (llama && drive && (ret = run_leg(ll_argv, lib, srv, t)) != 0)
+				fprintf(stderr, "vgpu-bench: %s: status %d\n", drive, ret);
+		}
 	}
-	printf("%-26s %12s %12s %10s  %s\n", "workload", "native", "vgpu", "vgpu/native", "(median; p10..p90)");
-	for (i = 0; i < na; i++)
-		for (j = 0; j < nb; j++)
-			if (!strcmp(a[i].name, b[j].name))
-				printf("%-26s %12.3f %12.3f %10.2fx  %s; vgpu %.3f..%.3f\n", a[i].name, a[i].med,
-				       b[j].med, b[j].med / a[i].med, a[i].unit, b[j].p10, b[j].p90);
+	printf("%-26s %12s %12s %10s  %s\n", "workload", "native", "vgpu", "vgpu/native",
+	       "(median of round medians; vgpu p10..p90 over all)");
+	for (i = 0; i < ta.n; i++)
+		for (j = 0; j < tb.n; j++)
+			if (!strcmp(ta.rows[i].name, tb.rows[j].name)) {
+				double a = row_median(&ta.rows[i]), b = row_median(&tb.rows[j]);
+
+				printf("%-26s %12.3f %12.3f %10.2fx  %s; vgpu %.3f..%.3f\n", ta.rows[i].name, a, b,
+				       b / a, ta.rows[i].unit, tb.rows[j].p10, tb.rows[j].p90);
+			}
 	return 0;
 }

@@ -80,7 +80,8 @@ static void usage(FILE *f)
 		"usage: vgpu run [--server unix:PATH] [--] CMD [ARGS...]\n"
 		"       vgpu info [--server unix:PATH]\n"
 		"       vgpu identity [--server unix:PATH] [--output PATH]\n"
-		"       vgpu bench [--server unix:PATH] [--reps N]\n"
+		"       vgpu bench [--server ADDRESS] [--reps N] [--rounds R] [--python PYTHON]\n"
+		"                  [--llama DIR --model GGUF [--llama-drive PROGRAM]]\n"
 		"\n"
 		"  run       run CMD with vgpu's libcuda.so.1 (finds or starts a vgpud)\n"
 		"  info      the driver, the connection and every device, as a CUDA program sees them\n"
@@ -636,26 +637,19 @@ static int cmd_identity(int argc, char **argv)
  */
 static int cmd_bench(int argc, char **argv)
 {
-	char nv[PATH_MAX], lib[PATH_MAX], bench[PATH_MAX];
-	const char *server = NULL, *reps = "7";
-	char *args[16];
+	char nv[PATH_MAX], lib[PATH_MAX], bench[PATH_MAX], rt[PATH_MAX], drive[PATH_MAX];
+	const char *server = NULL;
+	char *args[32];
 	int i, n = 0;
 
-	for (i = 0; i < argc; i++) {
-		if (!strcmp(argv[i], "--server") && i + 1 < argc) {
-			server = argv[++i];
-		} else if (!strcmp(argv[i], "--reps") && i + 1 < argc) {
-			reps = argv[++i];
-		} else {
-			usage(stderr);
-			return 2;
-		}
-	}
 	if (vd_driver_find(nv, sizeof(nv)) < 0)
 		die("%s", "bench: no NVIDIA driver on this machine, so nothing native to compare with");
 	ourlib_find(lib);
 	if (locate(bench, "vgpu-bench", VGPU_LIBEXECDIR "/vgpu-bench") < 0)
 		die("vgpu-bench is not in %s nor in " VGPU_LIBEXECDIR, self_dir);
+	for (i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "--server") && i + 1 < argc)
+			server = argv[i + 1];
 	if (server) {
 		args[n++] = "--server";
 		args[n++] = (char *)server;
@@ -666,8 +660,33 @@ static int cmd_bench(int argc, char **argv)
 	args[n++] = nv;
 	args[n++] = "--vgpu";
 	args[n++] = lib;
-	args[n++] = "--reps";
-	args[n++] = (char *)reps;
+	if (locate(rt, "vgpu-bench-rt", VGPU_LIBEXECDIR "/vgpu-bench-rt") == 0) {
+		args[n++] = "--rt";
+		args[n++] = rt;
+	}
+	/* --llama DIR --model GGUF: the llama.cpp driver program of the GPU suite. */
+	for (i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "--llama") &&
+		    locate(drive, "../tests/gpu/llama/llama-drive", VGPU_LIBEXECDIR "/llama-drive") == 0) {
+			args[n++] = "--llama-drive";
+			args[n++] = drive;
+			break;
+		}
+	for (i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--server") && i + 1 < argc) {
+			i++;
+			continue;
+		}
+		if ((!strcmp(argv[i], "--reps") || !strcmp(argv[i], "--rounds") || !strcmp(argv[i], "--python") ||
+		     !strcmp(argv[i], "--llama") || !strcmp(argv[i], "--model") || !strcmp(argv[i], "--llama-drive")) &&
+		    i + 1 < argc && n < 28) {
+			args[n++] = argv[i];
+			args[n++] = argv[++i];
+			continue;
+		}
+		usage(stderr);
+		return 2;
+	}
 	args[n] = NULL;
 	return cmd_run(n, args);
 }

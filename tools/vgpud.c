@@ -52,6 +52,8 @@ struct vd_opts {
 	int test_driver;
 	const char *stats_dir;
 	const char *worker;
+	const char *cache_dir;	/* module image cache; "none": off */
+	char cache_max[32];	/* its budget in bytes, for the workers' argv */
 };
 
 static struct {
@@ -67,17 +69,43 @@ static int spare_fd = -1;
 static char driver_buf[PATH_MAX];
 static char worker_buf[PATH_MAX];
 
+/* "123", "64K", "512M", "4G": bytes. */
+static int size_parse(const char *s, unsigned long long *out)
+{
+	unsigned long long v;
+	char *end;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'K': v <<= 10; end++; break;
+	case 'M': v <<= 20; end++; break;
+	case 'G': v <<= 30; end++; break;
+	default: break;
+	}
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: vgpud --listen unix:PATH [--driver PATH | --test-driver PATH]\n"
-		"             [--stats-dir DIR] [--worker PATH] [--foreground]\n"
+		"             [--stats-dir DIR] [--worker PATH] [--cache-dir DIR] [--cache-max SIZE]\n"
+		"             [--foreground]\n"
 		"\n"
 		"  --listen unix:PATH    where clients connect (VGPU_SERVER of the guests)\n"
 		"  --driver PATH         NVIDIA's libcuda.so.1 (default: VGPU_DRIVER, ldconfig, usual dirs)\n"
 		"  --test-driver PATH    the CPU test driver instead of a GPU (explicit opt-in)\n"
 		"  --stats-dir DIR       each worker writes DIR/worker-<pid>.stats at exit\n"
 		"  --worker PATH         the worker program (default: vgpu-worker beside vgpud)\n"
+		"  --cache-dir DIR       module images kept by hash for all clients (default: /var/cache/vgpu\n"
+		"                        for root, else ~/.cache/vgpu; 'none': no cache)\n"
+		"  --cache-max SIZE      the cache's budget, e.g. 4G (default), 512M\n"
 		"  --foreground          stay attached (always the case; accepted for clarity)\n");
 }
 
@@ -98,6 +126,16 @@ static int opts_parse(int argc, char **argv, struct vd_opts *o)
 			o->test_driver = 1;
 		} else if (!strcmp(a, "--stats-dir") && has) {
 			o->stats_dir = argv[++i];
+		} else if (!strcmp(a, "--cache-dir") && has) {
+			o->cache_dir = argv[++i];
+		} else if (!strcmp(a, "--cache-max") && has) {
+			unsigned long long v;
+
+			if (size_parse(argv[++i], &v) < 0 || v == 0) {
+				fprintf(stderr, "vgpud: --cache-max %s: a size in bytes (K, M, G suffixes) above 0\n", argv[i]);
+				return -EINVAL;
+			}
+			snprintf(o->cache_max, sizeof(o->cache_max), "%llu", v);
 		} else if (!strcmp(a, "--worker") && has) {
 			o->worker = argv[++i];
 		} else if (!strcmp(a, "--foreground")) {
@@ -121,6 +159,57 @@ static int opts_parse(int argc, char **argv, struct vd_opts *o)
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/*
+ * The module cache's directory: --cache-dir, else /var/cache/vgpu for
+ * root, else $XDG_CACHE_HOME/vgpu or ~/.cache/vgpu.  Made here (parents
+ * too); the workers check it is private before they use it.
+ */
+static char cache_buf[PATH_MAX];
+
+static int mkdir_parents(char *path, mode_t mode)
+{
+	char *p;
+
+	for (p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+			*p = '/';
+			return -errno;
+		}
+		*p = '/';
+	}
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void cache_resolve(struct vd_opts *o)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	int ret;
+
+	if (!o->cache_dir) {
+		if (geteuid() == 0)
+			snprintf(cache_buf, sizeof(cache_buf), "/var/cache/vgpu");
+		else if (xdg && *xdg == '/')
+			snprintf(cache_buf, sizeof(cache_buf), "%s/vgpu", xdg);
+		else if (home && *home == '/')
+			snprintf(cache_buf, sizeof(cache_buf), "%s/.cache/vgpu", home);
+		else
+			return;
+		o->cache_dir = cache_buf;
+	}
+	if (!strcmp(o->cache_dir, "none"))
+		return;
+	snprintf(cache_buf, sizeof(cache_buf), "%s", o->cache_dir);
+	ret = mkdir_parents(cache_buf, 0700);
+	if (ret < 0)
+		VG_WARN("module cache %s: %s; the workers will run without it", cache_buf, strerror(-ret));
+	o->cache_dir = cache_buf;
 }
 
 /* The worker: --worker, else beside our executable, else the libexec dir. */
@@ -250,7 +339,7 @@ static void workers_reap(void)
 /* In the child, between fork and exec: async-signal-safe calls only. */
 static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int fd)
 {
-	const char *argv[10];
+	const char *argv[16];
 	sigset_t none;
 	int n = 0;
 
@@ -274,6 +363,14 @@ static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int f
 	if (o->stats_dir) {
 		argv[n++] = "--stats-dir";
 		argv[n++] = o->stats_dir;
+	}
+	if (o->cache_dir) {
+		argv[n++] = "--cache-dir";
+		argv[n++] = o->cache_dir;
+	}
+	if (o->cache_max[0]) {
+		argv[n++] = "--cache-max";
+		argv[n++] = o->cache_max;
 	}
 	argv[n] = NULL;
 	execv(o->worker, (char *const *)argv);
@@ -487,6 +584,7 @@ int main(int argc, char **argv)
 	}
 	if (worker_resolve(&o) < 0 || driver_resolve(&o) < 0)
 		return 1;
+	cache_resolve(&o);
 	if (o.stats_dir && mkdir(o.stats_dir, 0755) < 0 && errno != EEXIST) {
 		fprintf(stderr, "vgpud: --stats-dir %s: %s\n", o.stats_dir, strerror(errno));
 		return 1;

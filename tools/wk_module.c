@@ -2,6 +2,7 @@
  * The worker: module and library images (plain, or a version-2 wrapper's
  * fatbins), function parameter layouts and names.
  */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,20 +13,31 @@
 
 #include "tp.h"
 #include "vgpu/ops.h"
+#include "wk_cache.h"
 #include "worker.h"
 
 /*
- * An image (libcuda/module.c put_image): a blob, u32 n, n blobs of a
- * version-2 wrapper's fatbins.  Returns what to hand the driver: an aligned
- * copy of the blob, or a wrapper of ours around copies.  The copies are kept
- * for the worker's life: with lazy loading the driver may read them later.
+ * An image (include/vgpu/ops.h, VG_IMG_*): the pieces as the driver gets
+ * them: the image alone, or a wrapper of ours around the fatbins of a
+ * version-2 wrapper.  Pieces are aligned copies of what the client sent or
+ * what the cache holds.  Library images are kept for the worker's life:
+ * with lazy loading the driver may read them later.
  */
-#define WK_WRAPPER_FATBINS_MAX 256
-
 struct wk_wrapper {
 	uint32_t magic, version;
 	const void *data;
 	const void **list;
+};
+
+struct wk_image {
+	uint32_t n;				/* pieces */
+	void *piece[VG_IMG_PIECES_MAX];
+	uint32_t len[VG_IMG_PIECES_MAX];
+	uint8_t mapped[VG_IMG_PIECES_MAX];	/* from the cache, mapped */
+	uint32_t nmissing;			/* pieces offered by hash the cache lacks */
+	uint32_t missing[VG_IMG_PIECES_MAX];
+	struct wk_wrapper w;
+	const void *list[VG_IMG_PIECES_MAX];	/* w.list: pieces 1.., then NULL */
 };
 
 static void *copy_aligned(const void *p, uint32_t n)
@@ -40,88 +52,146 @@ static void *copy_aligned(const void *p, uint32_t n)
 	return c;
 }
 
-/* is_wrapper: what get_image said it built (never judged from the bytes, which the client chose). */
-static void free_image(const void *img, int is_wrapper)
+static void image_free(struct wk_image *im)
 {
-	const struct wk_wrapper *w = img;
-	size_t i;
+	uint32_t i;
 
-	if (!img)
+	if (!im)
 		return;
-	if (is_wrapper) {
-		for (i = 0; w->list[i]; i++)
-			free((void *)w->list[i]);
-		free(w->list);
-		free((void *)w->data);
+	for (i = 0; i < im->n; i++) {
+		if (im->mapped[i])
+			munmap(im->piece[i], im->len[i]);
+		else
+			free(im->piece[i]);
 	}
-	free((void *)img);
+	free(im);
 }
 
-static const void *get_image(struct vg_rd *r, int *is_wrapper)
+static void dump_image(const void *p, uint32_t n)
 {
-	uint32_t n = 0, count, i;
-	int is_null = 0;
-	const void *img = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
-	struct wk_wrapper *w;
-	void *first;
+	/* Debugging aid: the images as received, for loading them natively. */
+	static int seq;
+	char path[4200];
+	FILE *f;
 
-	if (r->err || is_null)
-		wk_fatal("malformed module image");
-	*is_wrapper = 0;
-	first = copy_aligned(img, n);
-	if (getenv("VGPU_DUMP_DIR") && first) {
-		/* Debugging aid: the images as received, for loading them natively. */
-		static int seq;
-		char path[4200];
-		FILE *f;
-
-		snprintf(path, sizeof(path), "%s/image-%d-%d.bin", getenv("VGPU_DUMP_DIR"), (int)getpid(), ++seq);
-		f = fopen(path, "wb");
-		if (f) {
-			fwrite(first, 1, n, f);
-			fclose(f);
-		}
+	snprintf(path, sizeof(path), "%s/image-%d-%d.bin", getenv("VGPU_DUMP_DIR"), (int)getpid(), ++seq);
+	f = fopen(path, "wb");
+	if (f) {
+		fwrite(p, 1, n, f);
+		fclose(f);
 	}
-	count = vg_get_u32(r);
-	if (r->err || count > WK_WRAPPER_FATBINS_MAX)
-		wk_fatal("malformed module image list");
-	if (!count || !first)
-		return first;
-	w = calloc(1, sizeof(*w));
-	if (!w || !(w->list = calloc(count + 1, sizeof(void *))))
-		return NULL;
-	*is_wrapper = 1;
-	w->magic = 0x466243b1u;
-	w->version = 2;
-	w->data = first;
-	for (i = 0; i < count; i++) {
-		img = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
+}
+
+/* One piece into im->piece[i]; 0, or -ENOMEM. */
+static int get_piece(struct vg_rd *r, struct wk_image *im, uint32_t i)
+{
+	uint32_t form = vg_get_u32(r), n = 0;
+	int is_null = 0, mapped = 0;
+	const void *p;
+
+	if (form == VG_IMG_INLINE) {
+		p = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
 		if (r->err || is_null)
-			wk_fatal("malformed module image list");
-		w->list[i] = copy_aligned(img, n);
-		if (!w->list[i])
-			return NULL;
+			wk_fatal("malformed module image");
+		__atomic_add_fetch(&wk_cache_stats.inline_bytes, n, __ATOMIC_RELAXED);
+		im->piece[i] = copy_aligned(p, n);
+		im->len[i] = n;
+		if (!im->piece[i])
+			return -ENOMEM;
+		wk_cache_put(im->piece[i], n);
+		return 0;
 	}
-	return w;
+	if (form != VG_IMG_CACHED)
+		wk_fatal("malformed module image: piece form %u", form);
+	p = vg_get_bytes(r, TP_SHA256_LEN);
+	n = vg_get_u32(r);
+	if (r->err || !n || n > VG_MSG_MAX)
+		wk_fatal("malformed module image reference");
+	im->piece[i] = wk_cache_get(p, n, &mapped);
+	im->len[i] = n;
+	im->mapped[i] = (uint8_t)mapped;
+	if (!im->piece[i])
+		im->missing[im->nmissing++] = i;
+	return 0;
+}
+
+/* Decodes an image; NULL only when out of memory. */
+static struct wk_image *get_image(struct vg_rd *r)
+{
+	struct wk_image *im = calloc(1, sizeof(*im));
+	uint32_t count, i;
+	int bad = !im;
+
+	if (im && get_piece(r, im, 0) < 0)
+		bad = 1;
+	if (im)
+		im->n = 1;
+	count = vg_get_u32(r);
+	if (r->err || count > VG_IMG_PIECES_MAX - 1)
+		wk_fatal("malformed module image list");
+	for (i = 1; i <= count && im; i++) {
+		if (get_piece(r, im, i) < 0)
+			bad = 1;
+		im->n = i + 1;
+	}
+	if (bad) {
+		image_free(im);
+		return NULL;
+	}
+	if (getenv("VGPU_DUMP_DIR") && im->piece[0])
+		dump_image(im->piece[0], im->len[0]);
+	if (im->n > 1) {
+		im->w.magic = 0x466243b1u;
+		im->w.version = 2;
+		im->w.data = im->piece[0];
+		im->w.list = im->list;
+		for (i = 1; i < im->n; i++)
+			im->list[i - 1] = im->piece[i];
+	}
+	return im;
+}
+
+/* What the driver gets. */
+static const void *image_data(const struct wk_image *im)
+{
+	return im->n > 1 ? (const void *)&im->w : im->piece[0];
+}
+
+/* The answer when the cache lacked pieces: the client sends them. */
+static CUresult ask_pieces(const struct wk_image *im, struct vg_buf *out)
+{
+	uint32_t i;
+
+	vg_put_u64(out, 0);
+	vg_put_u32(out, im->nmissing);
+	for (i = 0; i < im->nmissing; i++)
+		vg_put_u32(out, im->missing[i]);
+	return CUDA_SUCCESS;
 }
 
 /*
  * MODULE_LOAD: u32 kind (enum vg_module_kind), u64 proposed id, image.
- * Reply: u64 module id.
+ * Reply: u64 module id, or the pieces to send (ask_pieces).
  */
 CUresult wk_op_module_load(struct vg_rd *r, struct vg_buf *out)
 {
 	uint32_t kind = vg_get_u32(r);
 	uint64_t proposed = vg_get_u64(r);
-	int wrapped;
-	const void *img = get_image(r, &wrapped);
+	struct wk_image *im = get_image(r);
+	const void *img;
 	CUmodule mod = NULL;
 	CUresult res;
 
 	if (r->err || r->off != r->len || kind > VG_MOD_FATBIN)
 		wk_fatal("malformed MODULE_LOAD");
-	if (!img)
+	if (!im)
 		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (im->nmissing) {
+		res = ask_pieces(im, out);
+		image_free(im);
+		return res;
+	}
+	img = image_data(im);
 	switch (kind) {
 	case VG_MOD_DATA:
 		res = WK_CALL(cuModuleLoadData, &mod, img);
@@ -134,7 +204,7 @@ CUresult wk_op_module_load(struct vg_rd *r, struct vg_buf *out)
 		break;
 	}
 	/* Modules are loaded whole: the driver has its own copy now. */
-	free_image(img, wrapped);
+	image_free(im);
 	if (res != CUDA_SUCCESS)
 		return res;
 	proposed = wk_handle_register(mod, VG_H_CUmodule, proposed);
@@ -198,8 +268,7 @@ CUresult wk_op_func_info(struct vg_rd *r, struct vg_buf *out)
 CUresult wk_op_library_load(struct vg_rd *r, struct vg_buf *out)
 {
 	uint64_t proposed = vg_get_u64(r);
-	int wrapped;
-	const void *img = get_image(r, &wrapped);
+	struct wk_image *im = get_image(r);
 	uint32_t nsyms = vg_get_u32(r), i;
 	CUjit_option opts[3] = { CU_JIT_GLOBAL_SYMBOL_NAMES, CU_JIT_GLOBAL_SYMBOL_ADDRESSES, CU_JIT_GLOBAL_SYMBOL_COUNT };
 	void *vals[3];
@@ -230,12 +299,19 @@ CUresult wk_op_library_load(struct vg_rd *r, struct vg_buf *out)
 	}
 	if (r->err || r->off != r->len)
 		wk_fatal("malformed LIBRARY_LOAD");
-	if (!img)
-		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (!im || im->nmissing) {
+		res = im ? ask_pieces(im, out) : CUDA_ERROR_OUT_OF_MEMORY;
+		for (i = 0; i < nsyms; i++)
+			free(names[i]);
+		free(names);
+		free(addrs);
+		image_free(im);
+		return res;
+	}
 	vals[0] = names;
 	vals[1] = addrs;
 	vals[2] = (void *)(uintptr_t)nsyms;
-	res = WK_CALL(cuLibraryLoadData, &lib, img, nsyms ? opts : NULL, nsyms ? vals : NULL, nsyms ? 3 : 0,
+	res = WK_CALL(cuLibraryLoadData, &lib, image_data(im), nsyms ? opts : NULL, nsyms ? vals : NULL, nsyms ? 3 : 0,
 		      NULL, NULL, 0);
 	if (res != CUDA_SUCCESS)
 		return res;

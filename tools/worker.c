@@ -25,6 +25,7 @@
 #include "elfnote.h"
 #include "vgpu/ops.h"
 #include "tp.h"
+#include "wk_cache.h"
 #include "worker.h"
 
 struct wk_state wk = {
@@ -50,7 +51,8 @@ void wk_fatal(const char *fmt, ...)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]\n");
+	fprintf(stderr, "usage: vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]\n"
+		"                   [--cache-dir DIR] [--cache-max BYTES]\n");
 	exit(2);
 }
 
@@ -334,6 +336,12 @@ static void stats_write(void)
 	for (i = 1; i < VG_FN_MAX; i++)
 		if (wk.calls[i])
 			fprintf(f, "%llu %s\n", (unsigned long long)wk.calls[i], vg_fn_descs[i].name);
+	/* Not function counts: lines a reader of counts skips (first field not a number). */
+	fprintf(f, "# image_inline_bytes %llu\n# image_cache_hits %llu\n# image_cache_misses %llu\n"
+		"# image_cache_stored %llu\n# image_cache_evicted %llu\n",
+		(unsigned long long)wk_cache_stats.inline_bytes, (unsigned long long)wk_cache_stats.hits,
+		(unsigned long long)wk_cache_stats.misses, (unsigned long long)wk_cache_stats.stored,
+		(unsigned long long)wk_cache_stats.evicted);
 	if (fclose(f) == 0)
 		rename(tmp, path);
 }
@@ -344,7 +352,7 @@ static int welcome(int32_t status, const char *text)
 {
 	struct vg_welcome w = {
 		.version = VG_WIRE_VERSION,
-		.caps = VG_CAP_SHM,
+		.caps = VG_CAP_SHM | (wk_cache_enabled() ? VG_CAP_MODCACHE : 0),
 		.worker_pid = (uint32_t)getpid(),
 		.text = text,
 		.ntext = (uint32_t)strlen(text),
@@ -493,7 +501,8 @@ static void sanitize_environment(char **argv)
 
 int main(int argc, char **argv)
 {
-	const char *driver = NULL;
+	const char *driver = NULL, *cache_dir = NULL;
+	unsigned long long cache_max = WK_CACHE_MAX_DEFAULT;
 	int fd = -1, i;
 
 	vg_log_set_component("vgpu-worker");
@@ -508,11 +517,16 @@ int main(int argc, char **argv)
 			driver = argv[++i], test_driver = 1;
 		else if (!strcmp(argv[i], "--stats-dir") && i + 1 < argc)
 			wk.stats_dir = argv[++i];
+		else if (!strcmp(argv[i], "--cache-dir") && i + 1 < argc)
+			cache_dir = argv[++i];
+		else if (!strcmp(argv[i], "--cache-max") && i + 1 < argc)
+			cache_max = strtoull(argv[++i], NULL, 0);
 		else
 			usage();
 	}
 	if (fd < 0 || !driver)
 		usage();
+	wk_cache_open(cache_dir, cache_max);
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
 	if (tp_unix_wrap(fd, &ctl) < 0)
 		return 1;

@@ -110,4 +110,23 @@ int tp_send_msg(struct tp_chan *c, struct vg_hdr *h, const void *payload, size_t
 int tp_send_msgv(struct tp_chan *c, struct vg_hdr *h, const struct iovec *iov, int iovcnt, int fd);
 int tp_recv_msg(struct tp_chan *c, struct vg_hdr *h, struct vg_buf *buf, size_t max_len, int *fd);
 
+/*
+ * SHA-256 (transport/sha256.c): module images are cached by it.  Uses the
+ * CPU's SHA extensions where present; tp_sha256_force_portable(1) turns
+ * them off (tests compare both), and returns the previous setting.
+ */
+#define TP_SHA256_LEN 32
+struct tp_sha256 {
+	uint32_t s[8];
+	uint64_t n;
+	uint8_t buf[64];
+	unsigned int fill;
+};
+void tp_sha256_init(struct tp_sha256 *c);
+void tp_sha256_update(struct tp_sha256 *c, const void *data, size_t len);
+void tp_sha256_final(struct tp_sha256 *c, uint8_t out[TP_SHA256_LEN]);
+void tp_sha256(const void *data, size_t len, uint8_t out[TP_SHA256_LEN]);
+int tp_sha256_accelerated(void);
+int tp_sha256_force_portable(int on);
+
 #endif

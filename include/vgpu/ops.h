@@ -103,6 +103,27 @@ static inline uint32_t vg_attr_value_size(uint32_t which, int attr)
 #define VG_LAUNCH_ATTRS_MAX  32	/* attributes of one cuLaunchKernelEx */
 #define VG_LAUNCH_ATTR_BYTES 64	/* one attribute's value */
 
+/*
+ * Module images (MODULE_LOAD, LIBRARY_LOAD) travel as pieces: the image
+ * itself, then u32 n and the n fatbins of a version-2 wrapper.  A piece is
+ *   u32 form
+ *   VG_IMG_INLINE: blob (u32 len, the bytes)
+ *   VG_IMG_CACHED: 32 bytes SHA-256 of the bytes, u32 len (1..VG_MSG_MAX)
+ * A client offers VG_IMG_CACHED only when the session has VG_CAP_MODCACHE
+ * and the piece has at least VG_IMG_CACHE_MIN bytes.  When the worker's
+ * cache lacks a piece it answers the load with CUDA_SUCCESS and the payload
+ *   u64 0, u32 n (1..count of pieces), n x u32 piece index (0: the image,
+ *   1..: the wrapper's fatbins, in order)
+ * and the client sends the load again with those pieces inline.  The worker
+ * names each piece it receives inline by the hash it computes itself.
+ */
+enum vg_image_form {
+	VG_IMG_INLINE = 0,
+	VG_IMG_CACHED = 1,
+};
+#define VG_IMG_CACHE_MIN (16u << 10)
+#define VG_IMG_PIECES_MAX 257	/* the image and a wrapper's 256 fatbins */
+
 enum vg_module_kind {
 	VG_MOD_DATA = 0,	/* cuModuleLoadData */
 	VG_MOD_DATA_EX = 1,	/* cuModuleLoadDataEx, options dropped */

@@ -107,7 +107,8 @@ struct vg_hdr {
 
 /* Capability bits, exchanged in HELLO/WELCOME; the session uses the AND. */
 #define VG_CAP_ASYNC         (1ull << 0)   /* NO_REPLY calls allowed */
-#define VG_CAP_SHM           (1ull << 1)   /* shared-memory rings (later) */
+#define VG_CAP_SHM           (1ull << 1)   /* shared-memory rings, shared pinned memory */
+#define VG_CAP_MODCACHE      (1ull << 2)   /* module images offered by hash (VG_IMG_CACHED) */
 
 /*
  * HELLO payload (guest -> host), 28 bytes + the entries:

@@ -188,6 +188,43 @@ static int mode_wait(unsigned int usec)
 	return r == CUDA_ERROR_DEVICE_UNAVAILABLE && !failed ? 0 : 1;
 }
 
+/*
+ * A module large enough to be offered by hash (VG_IMG_CACHE_MIN), loaded
+ * as a module and as a library, its kernel run: the module-cache case
+ * reads from the worker's statistics what crossed the wire.
+ */
+CUresult cuLibraryLoadData(CUlibrary *library, const void *code, CUjit_option *jitOptions, void **jitOptionsValues,
+			   unsigned int numJitOptions, CUlibraryOption *libraryOptions, void **libraryOptionValues,
+			   unsigned int numLibraryOptions);
+CUresult cuLibraryGetKernel(CUkernel *pKernel, CUlibrary library, const char *name);
+
+static int mode_bigmodule(const char *tag)
+{
+	static char img[96 << 10];
+	unsigned int usec = 1;
+	void *params[] = { &usec };
+	size_t off;
+	CUcontext ctx;
+	CUmodule mod;
+	CUlibrary lib;
+	CUkernel k;
+	CUfunction f;
+
+	off = (size_t)snprintf(img, sizeof(img), "%s", it_ptx);
+	while (off + 64 < sizeof(img))
+		off += (size_t)snprintf(img + off, sizeof(img) - off, "// padding line %08zu of a large module %s\n", off, tag);
+	if (ctx_open(&ctx))
+		return 1;
+	MUST(cuModuleLoadData(&mod, img));
+	MUST(cuModuleGetFunction(&f, mod, "vg_sleep"));
+	MUST(cuLaunchKernel(f, 1, 1, 1, 1, 1, 1, 0, NULL, params, NULL));
+	MUST(cuCtxSynchronize());
+	MUST(cuLibraryLoadData(&lib, img, NULL, NULL, 0, NULL, NULL, 0));
+	MUST(cuLibraryGetKernel(&k, lib, "vg_sleep"));
+	printf("RESULT ok %zu bytes\n", off + 1);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -199,6 +236,8 @@ int main(int argc, char **argv)
 		return mode_leak();
 	if (argc == 3 && !strcmp(argv[1], "wait"))
 		return mode_wait((unsigned int)strtoul(argv[2], NULL, 0));
-	fprintf(stderr, "usage: it-guest noserver | work N | leak | wait USEC\n");
+	if ((argc == 2 || argc == 3) && !strcmp(argv[1], "bigmodule"))
+		return mode_bigmodule(argc == 3 ? argv[2] : "");
+	fprintf(stderr, "usage: it-guest noserver | work N | leak | wait USEC | bigmodule [TAG]\n");
 	return 2;
 }

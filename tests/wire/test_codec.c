@@ -738,6 +738,7 @@ static void test_constants_frozen(void **state)
 	assert_int_equal(VG_F_FLAGS_KNOWN, 0x0007);
 	assert_int_equal(VG_CAP_ASYNC, 1);
 	assert_int_equal(VG_CAP_SHM, 2);
+	assert_int_equal(VG_CAP_MODCACHE, 4);
 	assert_int_equal(VG_NULL_LEN, 0xffffffffu);
 	assert_int_equal(VG_OP_BASE, 0x10000);
 	/* The maxima both sides enforce. */
