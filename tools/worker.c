@@ -151,6 +151,9 @@ static int is_synchronizing(uint32_t op)
 	return op == VG_OP_MEMCPY2D || op == VG_OP_MEMCPY3D;
 }
 
+/* VGPU_TRACE: every call logged; read once (getenv per call costs on the launch path). */
+static int trace_calls;
+
 static void *thread_main(void *arg)
 {
 	struct wk_thread *t = arg;
@@ -196,7 +199,7 @@ static void *thread_main(void *arg)
 			close(t->fd_in);	/* an operation that keeps it has dup'ed it */
 			t->fd_in = -1;
 		}
-		if (getenv("VGPU_TRACE"))
+		if (trace_calls)
 			VG_WARN("trace: channel %u op %u (%s) -> %d", t->tid, h.op,
 				h.op < VG_FN_MAX && vg_fn_descs[h.op].name ? vg_fn_descs[h.op].name : "manual", res);
 		if (res != CUDA_SUCCESS && vg_log_enabled(VG_LOG_DEBUG))
@@ -527,6 +530,7 @@ int main(int argc, char **argv)
 	if (fd < 0 || !driver)
 		usage();
 	wk_cache_open(cache_dir, cache_max);
+	trace_calls = getenv("VGPU_TRACE") != NULL;
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
 	if (tp_unix_wrap(fd, &ctl) < 0)
 		return 1;
