@@ -454,6 +454,7 @@ VG_EXPORT CUresult cuInit(unsigned int Flags)
 	server = getenv("VGPU_SERVER");
 	if (!server || !*server)
 		server = LC_DEFAULT_SERVER;
+	VG_DEBUG("cuInit: connecting to %s", server);
 	ret = tp_connect(server, &lc.ctl);
 	if (ret < 0) {
 		VG_WARN("cannot reach vgpud at %s: %s (set VGPU_SERVER)", server, strerror(-ret));
@@ -468,9 +469,11 @@ VG_EXPORT CUresult cuInit(unsigned int Flags)
 		lc.next_id = 0x10000;
 	vg_htab_init(&lc.handles);
 	vg_htab_init(&lc.hostmem);
+	VG_DEBUG("cuInit: session open; device snapshot");
 	res = lc_snapshot();
 	if (res != CUDA_SUCCESS)
 		goto fail_close;
+	VG_DEBUG("cuInit: done");
 	__atomic_store_n(&lc.initialized, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&lc.lock);
 	return CUDA_SUCCESS;

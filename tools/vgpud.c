@@ -205,7 +205,8 @@ static void cache_resolve(struct vd_opts *o)
 	}
 	if (!strcmp(o->cache_dir, "none"))
 		return;
-	snprintf(cache_buf, sizeof(cache_buf), "%s", o->cache_dir);
+	if (o->cache_dir != cache_buf)
+		snprintf(cache_buf, sizeof(cache_buf), "%s", o->cache_dir);
 	ret = mkdir_parents(cache_buf, 0700);
 	if (ret < 0)
 		VG_WARN("module cache %s: %s; the workers will run without it", cache_buf, strerror(-ret));

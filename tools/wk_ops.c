@@ -35,9 +35,11 @@ static CUresult op_snapshot(struct vg_rd *r, struct vg_buf *out)
 
 	if (r->len != 0)
 		wk_fatal("SNAPSHOT with a payload");
+	VG_DEBUG("snapshot: cuInit");
 	res = WK_CALL(cuInit, 0);
 	if (res != CUDA_SUCCESS)
 		return res;
+	VG_DEBUG("snapshot: cuInit done");
 	res = WK_CALL(cuDeviceGetCount, &n);
 	if (res != CUDA_SUCCESS)
 		return res;
@@ -77,6 +79,7 @@ static CUresult op_snapshot(struct vg_rd *r, struct vg_buf *out)
 		vg_put_bytes(out, luid, 8);
 		vg_put_u32(out, mask);
 	}
+	VG_DEBUG("snapshot: %d devices done", n);
 	return CUDA_SUCCESS;
 }
 

@@ -412,6 +412,7 @@ static int handshake(const char *driver)
 		*eq = '\0';
 		setenv(kv, eq + 1, 1);
 	}
+	VG_DEBUG("HELLO from pid %u: loading the driver", m.pid);
 	if (driver_load(driver, why, sizeof(why)) < 0) {
 		VG_ERR("%s", why);
 		welcome(CUDA_ERROR_NO_DEVICE, why);
@@ -427,6 +428,7 @@ static int handshake(const char *driver)
 		ret = -EPROTONOSUPPORT;
 		goto out;
 	}
+	VG_DEBUG("driver loaded: WELCOME");
 	ret = welcome(0, "");
 out:
 	vg_buf_fini(&b);

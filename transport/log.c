@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vgpu/log.h"
@@ -49,8 +50,16 @@ void vg_log(enum vg_log_level level, const char *fmt, ...)
 
 	if (!vg_log_enabled(level))
 		return;
-	n = snprintf(line, sizeof(line), "%s[%d] %s: ", log_component,
-		     (int)getpid(), names[level]);
+	if (level == VG_LOG_DEBUG) {
+		/* Debug lines carry the monotonic clock, to line up guest and host logs. */
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		n = snprintf(line, sizeof(line), "%s[%d] %ld.%06ld %s: ", log_component, (int)getpid(),
+			     (long)ts.tv_sec, ts.tv_nsec / 1000, names[level]);
+	} else {
+		n = snprintf(line, sizeof(line), "%s[%d] %s: ", log_component, (int)getpid(), names[level]);
+	}
 	if (n < 0 || (size_t)n >= sizeof(line))
 		return;
 	va_start(ap, fmt);
