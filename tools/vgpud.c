@@ -54,6 +54,7 @@ struct vd_opts {
 	const char *worker;
 	const char *cache_dir;	/* module image cache; "none": off */
 	char cache_max[32];	/* its budget in bytes, for the workers' argv */
+	int warm;		/* keep a worker started ahead of the next client (0 or 1) */
 };
 
 static struct {
@@ -106,6 +107,8 @@ static void usage(FILE *f)
 		"  --cache-dir DIR       module images kept by hash for all clients (default: /var/cache/vgpu\n"
 		"                        for root, else ~/.cache/vgpu; 'none': no cache)\n"
 		"  --cache-max SIZE      the cache's budget, e.g. 4G (default), 512M\n"
+		"  --warm-workers 0|1    keep a worker with the driver loaded ready for the next client\n"
+		"                        (default 1)\n"
 		"  --foreground          stay attached (always the case; accepted for clarity)\n");
 }
 
@@ -126,6 +129,14 @@ static int opts_parse(int argc, char **argv, struct vd_opts *o)
 			o->test_driver = 1;
 		} else if (!strcmp(a, "--stats-dir") && has) {
 			o->stats_dir = argv[++i];
+		} else if (!strcmp(a, "--warm-workers") && has) {
+			const char *v = argv[++i];
+
+			if (strcmp(v, "0") && strcmp(v, "1")) {
+				fprintf(stderr, "vgpud: --warm-workers %s: 0 or 1\n", v);
+				return -EINVAL;
+			}
+			o->warm = v[0] == '1';
 		} else if (!strcmp(a, "--cache-dir") && has) {
 			o->cache_dir = argv[++i];
 		} else if (!strcmp(a, "--cache-max") && has) {
@@ -297,6 +308,8 @@ static int listen_path_free(const char *address)
 
 /* ---- workers ----------------------------------------------------------- */
 
+static void warm_reaped(pid_t pid);
+
 static void workers_add(pid_t pid)
 {
 	workers.pid[workers.n++] = pid;
@@ -326,6 +339,7 @@ static void workers_reap(void)
 		if (pid <= 0)
 			return;
 		workers_remove(pid);
+		warm_reaped(pid);
 		if (WIFSIGNALED(status) && !(workers.stopping && WTERMSIG(status) == SIGTERM))
 			VG_WARN("worker %d ended by signal %d", (int)pid, WTERMSIG(status));
 		else if (WIFSIGNALED(status))
@@ -338,7 +352,7 @@ static void workers_reap(void)
 }
 
 /* In the child, between fork and exec: async-signal-safe calls only. */
-static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int fd)
+static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int fd, int warm)
 {
 	const char *argv[16];
 	sigset_t none;
@@ -357,7 +371,7 @@ static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int f
 	 * socket, not other clients' connections. */
 	close_range(VD_WORKER_FD + 1, ~0u, 0);
 	argv[n++] = o->worker;
-	argv[n++] = "--fd";
+	argv[n++] = warm ? "--warm" : "--fd";
 	argv[n++] = "3";
 	argv[n++] = o->test_driver ? "--test-driver" : "--driver";
 	argv[n++] = o->driver;
@@ -392,9 +406,136 @@ static void worker_start(const struct vd_opts *o, struct tp_chan *c)
 		return;
 	}
 	if (pid == 0)
-		worker_exec(o, c->fd);
+		worker_exec(o, c->fd, 0);
 	workers_add(pid);
 	VG_INFO("client connected: worker %d", (int)pid);
+}
+
+/*
+ * The warm worker: started ahead of the next client, it loads the driver,
+ * initialises it and reads the devices, then says 'R' on its link.  The next
+ * connection goes to it over the link (SCM_RIGHTS) and a new one starts.  A
+ * warm worker whose client asks for other CUDA_* settings re-executes itself
+ * as an ordinary worker.  One that dies before it is ready is started again
+ * after a pause that doubles each time (up to a minute).
+ */
+static struct {
+	pid_t pid;
+	int link;		/* our end of its link, or -1 */
+	int ready;
+	unsigned int failures;
+	struct timespec retry_at;
+} warm = { .link = -1 };
+
+static int time_reached(const struct timespec *t)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+static void warm_start(const struct vd_opts *o)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (!o->warm || warm.pid || workers.stopping || workers.n >= VD_WORKERS_MAX || !time_reached(&warm.retry_at))
+		return;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	pid = fork();
+	if (pid < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return;
+	}
+	if (pid == 0)
+		worker_exec(o, sv[1], 1);
+	close(sv[1]);
+	workers_add(pid);
+	warm.pid = pid;
+	warm.link = sv[0];
+	warm.ready = 0;
+	VG_DEBUG("warm worker %d starting", (int)pid);
+}
+
+static void warm_failed(void)
+{
+	unsigned int pause = warm.failures < 6 ? 1u << warm.failures : 60;
+
+	if (warm.link >= 0)
+		close(warm.link);
+	warm.link = -1;
+	warm.ready = 0;
+	warm.failures++;
+	clock_gettime(CLOCK_MONOTONIC, &warm.retry_at);
+	warm.retry_at.tv_sec += pause;
+	VG_WARN("the warm worker ended before it was ready; the next one in %u s", pause);
+}
+
+/* Its link is readable: ready, or gone. */
+static void warm_event(void)
+{
+	char c = 0;
+	ssize_t n = read(warm.link, &c, 1);
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n == 1 && c == 'R' && !warm.ready) {
+		warm.ready = 1;
+		warm.failures = 0;
+		VG_INFO("warm worker %d ready", (int)warm.pid);
+		return;
+	}
+	warm_failed();
+}
+
+static void warm_reaped(pid_t pid)
+{
+	if (pid != warm.pid)
+		return;
+	if (warm.link >= 0)
+		warm_failed();
+	warm.pid = 0;
+}
+
+/* Hands the client's connection to the warm worker: 0, or -1 (none ready). */
+static int warm_handoff(int fd)
+{
+	char c = 'C';
+	struct iovec iov = { &c, 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	if (!warm.ready)
+		return -1;
+	memset(&u, 0, sizeof(u));
+	cm = CMSG_FIRSTHDR(&m);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	do
+		n = sendmsg(warm.link, &m, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	close(warm.link);
+	warm.link = -1;
+	warm.ready = 0;
+	if (n != 1) {
+		/* It died meanwhile: reaped later; this client gets a fresh worker. */
+		warm.pid = 0;
+		return -1;
+	}
+	VG_INFO("client connected: warm worker %d", (int)warm.pid);
+	warm.pid = 0;
+	return 0;
 }
 
 /* Stop every worker: SIGTERM, a grace period, then SIGKILL. */
@@ -427,7 +568,10 @@ static void accept_one(const struct vd_opts *o, int lfd)
 
 	ret = tp_unix_accept(lfd, &c);
 	if (ret == 0) {
-		worker_start(o, c);
+		if (warm_handoff(c->fd) == 0)
+			warm_start(o);
+		else
+			worker_start(o, c);
 		tp_chan_destroy(c);	/* the worker has its own copy */
 		return;
 	}
@@ -502,7 +646,7 @@ static int serve(const struct vd_opts *o)
 {
 	const char *path = o->listen + 5;
 	struct stat bound = { 0 };
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	int lfd = -1, sfd, ret;
 
 	sfd = signals_open();
@@ -529,7 +673,13 @@ static int serve(const struct vd_opts *o)
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 	pfd[1] = (struct pollfd){ .fd = lfd, .events = POLLIN };
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+		int timeout;
+
+		warm_start(o);
+		/* A warm worker to start again later: wake up for it. */
+		timeout = o->warm && !warm.pid ? 1000 : -1;
+		pfd[2] = (struct pollfd){ .fd = warm.link, .events = POLLIN };
+		if (poll(pfd, warm.link >= 0 ? 3 : 2, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			VG_ERR("poll: %s", strerror(errno));
@@ -537,6 +687,8 @@ static int serve(const struct vd_opts *o)
 		}
 		if ((pfd[0].revents & POLLIN) && signals_handle(sfd))
 			break;
+		if (warm.link >= 0 && pfd[2].revents)
+			warm_event();
 		if (pfd[1].revents & POLLIN)
 			accept_one(o, lfd);
 	}
@@ -573,7 +725,7 @@ static void stdio_ensure(void)
 
 int main(int argc, char **argv)
 {
-	struct vd_opts o = { 0 };
+	struct vd_opts o = { .warm = 1 };
 
 	stdio_ensure();
 	vg_log_set_component("vgpud");

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "elfnote.h"
@@ -51,7 +52,7 @@ void wk_fatal(const char *fmt, ...)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]\n"
+	fprintf(stderr, "usage: vgpu-worker (--fd N | --warm N) (--driver PATH | --test-driver PATH) [--stats-dir DIR]\n"
 		"                   [--cache-dir DIR] [--cache-max BYTES]\n");
 	exit(2);
 }
@@ -412,8 +413,8 @@ static int handshake(const char *driver)
 		*eq = '\0';
 		setenv(kv, eq + 1, 1);
 	}
-	VG_DEBUG("HELLO from pid %u: loading the driver", m.pid);
-	if (driver_load(driver, why, sizeof(why)) < 0) {
+	VG_DEBUG("HELLO from pid %u%s", m.pid, wk.driver ? " (warm worker)" : ": loading the driver");
+	if (!wk.driver && driver_load(driver, why, sizeof(why)) < 0) {
 		VG_ERR("%s", why);
 		welcome(CUDA_ERROR_NO_DEVICE, why);
 		ret = -ENOENT;
@@ -453,6 +454,139 @@ static void serve_control(void)
 		break;
 	}
 	vg_buf_fini(&b);
+}
+
+/* ---- the warm worker --------------------------------------------------- */
+
+/* Reads n bytes at the head of the socket without taking them; 0 or -1. */
+static int peek_full(int fd, void *buf, size_t n)
+{
+	struct timespec ms = { 0, 1000 * 1000 };
+	int tries;
+	ssize_t got;
+
+	for (tries = 0; tries < 5000; tries++) {
+		got = recv(fd, buf, n, MSG_PEEK);
+		if (got == (ssize_t)n)
+			return 0;
+		if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
+			return -1;
+		nanosleep(&ms, NULL);
+	}
+	return -1;
+}
+
+/*
+ * 1 when the client's HELLO (still unread in the socket) asks for no CUDA_*
+ * setting other than this process already has, so the driver it loaded
+ * fits; 0 when it does not.  A HELLO that does not decode is left to the
+ * handshake, which refuses it (1).
+ */
+static int hello_fits(int fd)
+{
+	uint8_t hb[VG_HDR_SIZE], *buf;
+	struct vg_hello m;
+	struct vg_hdr h;
+	struct vg_rd r;
+	uint32_t i;
+	int fits = 1;
+
+	if (peek_full(fd, hb, sizeof(hb)) < 0 || vg_hdr_decode(hb, &h) < 0 || h.kind != VG_MSG_HELLO ||
+	    h.len > (1u << 20))
+		return 1;
+	buf = malloc(h.len);
+	if (!buf)
+		return 1;
+	if (peek_full(fd, buf, h.len) == 0) {
+		vg_rd_init(&r, buf + VG_HDR_SIZE, h.len - VG_HDR_SIZE);
+		if (vg_hello_decode(&r, &m) == 0) {
+			for (i = 0; i < m.nenv && fits; i++) {
+				char kv[VG_ENV_ENTRY_MAX + 1], *eq;
+				const char *cur;
+
+				memcpy(kv, m.env[i], m.env_len[i]);
+				kv[m.env_len[i]] = '\0';
+				eq = strchr(kv, '=');
+				if (!eq || strncmp(kv, "CUDA_", 5) != 0)
+					continue;
+				*eq = '\0';
+				cur = getenv(kv);
+				fits = cur && !strcmp(cur, eq + 1);
+			}
+		}
+	}
+	free(buf);
+	return fits;
+}
+
+/* Receives the client's connection from the daemon; the fd, or -1 (the daemon went). */
+static int warm_receive(int link)
+{
+	char c;
+	struct iovec iov = { &c, 1 };
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} u;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf) };
+	struct cmsghdr *cm;
+	ssize_t n;
+	int fd = -1;
+
+	do
+		n = recvmsg(link, &m, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n != 1)
+		return -1;
+	for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+/*
+ * A warm worker (--warm LINK): loads the driver, initialises it and makes
+ * the device snapshot before any client, says 'R' on the link, and waits
+ * for the daemon to hand it a connection.  A client whose CUDA_* settings
+ * differ from ours gets an ordinary worker: we execute ourselves again with
+ * --fd, its HELLO still unread.  Returns the client's connection.
+ */
+static int warm_wait(const char *driver, int link, char **argv)
+{
+	char why[512] = "", fdarg[16];
+	int fd, i;
+
+	if (driver_load(driver, why, sizeof(why)) < 0) {
+		VG_ERR("warm worker: %s", why);
+		exit(1);
+	}
+	if (wk_snapshot_prepare() < 0) {
+		VG_ERR("warm worker: the driver did not initialise");
+		exit(1);
+	}
+	if (write(link, "R", 1) != 1)
+		exit(0);
+	fd = warm_receive(link);
+	close(link);
+	if (fd < 0)
+		exit(0);		/* the daemon stopped: no client, no statistics */
+	if (hello_fits(fd))
+		return fd;
+	VG_INFO("warm worker: the client's CUDA_* settings differ from ours; starting afresh");
+	for (i = 1; argv[i]; i++) {
+		if (!strcmp(argv[i], "--warm") && argv[i + 1]) {
+			snprintf(fdarg, sizeof(fdarg), "%d", fd);
+			argv[i] = "--fd";
+			argv[i + 1] = fdarg;
+			break;
+		}
+	}
+	fcntl(fd, F_SETFD, 0);
+	execv("/proc/self/exe", argv);
+	VG_ERR("warm worker: cannot execute a fresh worker: %s", strerror(errno));
+	exit(1);
 }
 
 /*
@@ -507,6 +641,7 @@ static void sanitize_environment(char **argv)
 int main(int argc, char **argv)
 {
 	const char *driver = NULL, *cache_dir = NULL;
+	int warm_link = -1;
 	unsigned long long cache_max = WK_CACHE_MAX_DEFAULT;
 	int fd = -1, i;
 
@@ -516,6 +651,8 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--fd") && i + 1 < argc)
 			fd = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--warm") && i + 1 < argc)
+			warm_link = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--driver") && i + 1 < argc)
 			driver = argv[++i];
 		else if (!strcmp(argv[i], "--test-driver") && i + 1 < argc)
@@ -529,10 +666,14 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
-	if (fd < 0 || !driver)
+	if ((fd < 0) == (warm_link < 0) || !driver)
 		usage();
 	wk_cache_open(cache_dir, cache_max);
 	trace_calls = getenv("VGPU_TRACE") != NULL;
+	if (warm_link >= 0) {
+		fcntl(warm_link, F_SETFD, FD_CLOEXEC);
+		fd = warm_wait(driver, warm_link, argv);
+	}
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
 	if (tp_unix_wrap(fd, &ctl) < 0)
 		return 1;
