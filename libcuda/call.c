@@ -299,18 +299,15 @@ static CUresult get_out(struct vg_rd *r, const struct vg_arg_desc *ad, void *p, 
 	return CUDA_SUCCESS;
 }
 
-CUresult lc_call(int fn, const uint64_t *a)
+/* Encodes a call's arguments into the thread's scratch buffer (*bp). */
+static CUresult call_encode(int fn, const uint64_t *a, struct vg_buf **bp, uint32_t *sharedp)
 {
 	const struct vg_fn_desc *d = &vg_fn_descs[fn];
-	struct vg_buf *b, rep;
-	struct vg_rd r;
-	CUresult res;
+	struct vg_buf *b;
+	CUresult res = CUDA_SUCCESS;
 	uint32_t shared = 0;	/* bit i: argument i travelled as a shared address */
 	int i;
 
-	res = lc_check();
-	if (res != CUDA_SUCCESS)
-		return res;
 	b = lc_scratch();
 	if (!b)
 		return CUDA_ERROR_DEVICE_UNAVAILABLE;
@@ -368,6 +365,26 @@ CUresult lc_call(int fn, const uint64_t *a)
 		if (res != CUDA_SUCCESS)
 			return res;
 	}
+	*bp = b;
+	*sharedp = shared;
+	return CUDA_SUCCESS;
+}
+
+CUresult lc_call(int fn, const uint64_t *a)
+{
+	const struct vg_fn_desc *d = &vg_fn_descs[fn];
+	struct vg_buf *b, rep;
+	struct vg_rd r;
+	CUresult res;
+	uint32_t shared = 0;	/* bit i: argument i travelled as a shared address */
+	int i;
+
+	res = lc_check();
+	if (res != CUDA_SUCCESS)
+		return res;
+	res = call_encode(fn, a, &b, &shared);
+	if (res != CUDA_SUCCESS)
+		return res;
 	/* Asynchronous functions have no outputs: send and go on. */
 	if (d->cls == VG_CLASS_ASYNC) {
 		res = lc_async_precheck();
@@ -415,6 +432,36 @@ CUresult lc_call(int fn, const uint64_t *a)
 	vg_buf_fini(&rep);
 	if (res == CUDA_SUCCESS)
 		lc_ctx_ended(fn, a);
+	return res;
+}
+
+CUresult lc_call_begin(int fn, const uint64_t *a, uint64_t *seq)
+{
+	const struct vg_fn_desc *d = &vg_fn_descs[fn];
+	struct vg_buf *b;
+	uint32_t shared = 0;
+	CUresult res = lc_check();
+	int i;
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	res = call_encode(fn, a, &b, &shared);
+	if (res != CUDA_SUCCESS)
+		return res;
+	for (i = 0; i < d->nargs; i++)
+		if ((d->args[i].kind == VG_A_OUT || d->args[i].kind == VG_A_INOUT) && a[i] && !(shared & (1u << i)))
+			return CUDA_ERROR_NOT_SUPPORTED;
+	return lc_rpc_send((uint32_t)fn, b, -1, seq);
+}
+
+CUresult lc_call_end(int fn, uint64_t seq)
+{
+	struct vg_buf rep;
+	CUresult res;
+
+	vg_buf_init(&rep);
+	res = lc_rpc_wait((uint32_t)fn, seq, &rep);
+	vg_buf_fini(&rep);
 	return res;
 }
 

@@ -80,6 +80,19 @@ CUresult lc_rpc(uint32_t op, const struct vg_buf *req, struct vg_buf *rep);
 CUresult lc_send_async(uint32_t op, const struct vg_buf *req);
 /* The same, with a file descriptor attached to the request (or -1). */
 CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, int fd);
+/*
+ * lc_rpc in two halves, for calls kept in flight while the thread does
+ * something else: the replies come in the order the calls went, so a thread
+ * waits for its calls in that order (seq from lc_rpc_send).
+ */
+CUresult lc_rpc_send(uint32_t op, const struct vg_buf *req, int fd, uint64_t *seq);
+CUresult lc_rpc_wait(uint32_t op, uint64_t seq, struct vg_buf *rep);
+/*
+ * A generic call in two halves (lc_call's encoding), for calls whose
+ * outputs all lie in memory shared with the worker: NOT_SUPPORTED for others.
+ */
+CUresult lc_call_begin(int fn, const uint64_t *a, uint64_t *seq);
+CUresult lc_call_end(int fn, uint64_t seq);
 
 /* Guest pinned memory (lc.hostmem: address -> size, flags). */
 #define LC_HOSTMEM_SHARED 0x80000000u	/* shared with the worker, same address */

@@ -283,74 +283,140 @@ VG_EXPORT CUresult cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t B
 /*
  * Linear copies between the device and pageable memory.  Small ones carry
  * their bytes in the message.  Large ones go in chunks: when the worker
- * shares memory with us, through a per-thread pinned staging buffer (one
- * memcpy here and a DMA there per chunk, instead of pushing the bytes through
- * the socket); otherwise each chunk carries its bytes.
+ * shares memory with us, through a per-thread pinned staging area of two
+ * halves, pipelined (two chunk copies in flight: while the worker copies one
+ * half by DMA, this thread fills or empties the other); otherwise each chunk
+ * carries its bytes.  Each chunk is the same synchronous driver call, so the
+ * copy keeps the function's ordering; its replies come in order, and every
+ * call in flight is waited for, so an error leaves nothing behind.
  */
-#define LC_STAGE_BYTES (8u << 20)
+#define LC_STAGE_BYTES (8u << 20)	/* one half */
 #define LC_STAGE_MIN   (256u << 10)
 
 void *lc_shared_alloc(size_t size);
 
-static __thread void *tls_stage;
+static __thread uint8_t *tls_stage;
 static __thread int tls_stage_failed;
 
-static void *stage_get(void)
+static uint8_t *stage_get(void)
 {
 	if (!tls_stage && !tls_stage_failed) {
-		tls_stage = lc_shared_alloc(LC_STAGE_BYTES);
+		tls_stage = lc_shared_alloc(2 * (size_t)LC_STAGE_BYTES);
 		tls_stage_failed = !tls_stage;
 	}
 	return tls_stage;
 }
 
+/* Calls in flight, oldest first. */
+struct lc_inflight {
+	uint64_t seq[2];
+	int n;
+};
+
+static CUresult inflight_end(int fn, struct lc_inflight *q)
+{
+	CUresult res = lc_call_end(fn, q->seq[0]);
+
+	q->seq[0] = q->seq[1];
+	q->n--;
+	return res;
+}
+
+/* Waits for every call in flight; the first error, or res. */
+static CUresult inflight_drain(int fn, struct lc_inflight *q, CUresult res)
+{
+	while (q->n) {
+		CUresult r = inflight_end(fn, q);
+
+		if (res == CUDA_SUCCESS)
+			res = r;
+	}
+	return res;
+}
+
+static CUresult inflight_begin(int fn, struct lc_inflight *q, const uint64_t *a)
+{
+	CUresult res = lc_call_begin(fn, a, &q->seq[q->n]);
+
+	if (res == CUDA_SUCCESS)
+		q->n++;
+	return res;
+}
+
 static CUresult htod(int fn, CUdeviceptr dst, const void *src, size_t n)
 {
 	uint64_t a[3] = { dst, (uint64_t)(uintptr_t)src, n };
-	void *stage;
-	size_t off, c;
-	CUresult res;
+	struct lc_inflight q = { .n = 0 };
+	uint8_t *stage;
+	size_t off, c, k;
+	CUresult res = CUDA_SUCCESS;
 
 	if (n < LC_STAGE_MIN || !src || lc_hostmem_shared(src, n))
 		return lc_call(fn, a);
-	/* Without shared memory the chunks carry their bytes: no message grows too big. */
 	stage = stage_get();
-	for (off = 0; off < n; off += c) {
+	for (off = 0, k = 0; off < n && res == CUDA_SUCCESS; off += c, k++) {
 		c = n - off < LC_STAGE_BYTES ? n - off : LC_STAGE_BYTES;
-		if (stage)
-			memcpy(stage, (const uint8_t *)src + off, c);
 		a[0] = dst + off;
-		a[1] = stage ? (uint64_t)(uintptr_t)stage : (uint64_t)(uintptr_t)((const uint8_t *)src + off);
 		a[2] = c;
-		res = lc_call(fn, a);
-		if (res != CUDA_SUCCESS)
-			return res;
+		if (!stage) {
+			/* Without shared memory each chunk carries its bytes. */
+			a[1] = (uint64_t)(uintptr_t)((const uint8_t *)src + off);
+			res = lc_call(fn, a);
+			continue;
+		}
+		/* A half is free once the copy two chunks back is done. */
+		if (q.n == 2 && (res = inflight_end(fn, &q)) != CUDA_SUCCESS)
+			break;
+		memcpy(stage + (k & 1) * (size_t)LC_STAGE_BYTES, (const uint8_t *)src + off, c);
+		a[1] = (uint64_t)(uintptr_t)(stage + (k & 1) * (size_t)LC_STAGE_BYTES);
+		res = inflight_begin(fn, &q, a);
 	}
-	return CUDA_SUCCESS;
+	return inflight_drain(fn, &q, res);
 }
 
 static CUresult dtoh(int fn, void *dst, CUdeviceptr src, size_t n)
 {
 	uint64_t a[3] = { (uint64_t)(uintptr_t)dst, src, n };
-	void *stage;
-	size_t off, c;
-	CUresult res;
+	struct lc_inflight q = { .n = 0 };
+	uint8_t *stage;
+	size_t next, done, c, k, kd;
+	CUresult res = CUDA_SUCCESS;
 
 	if (n < LC_STAGE_MIN || !dst || lc_hostmem_shared(dst, n))
 		return lc_call(fn, a);
 	stage = stage_get();
-	for (off = 0; off < n; off += c) {
-		c = n - off < LC_STAGE_BYTES ? n - off : LC_STAGE_BYTES;
-		a[0] = stage ? (uint64_t)(uintptr_t)stage : (uint64_t)(uintptr_t)((uint8_t *)dst + off);
-		a[1] = src + off;
-		a[2] = c;
-		res = lc_call(fn, a);
-		if (res != CUDA_SUCCESS)
-			return res;
-		if (stage)
-			memcpy((uint8_t *)dst + off, stage, c);
+	if (!stage) {
+		for (done = 0; done < n && res == CUDA_SUCCESS; done += c) {
+			c = n - done < LC_STAGE_BYTES ? n - done : LC_STAGE_BYTES;
+			a[0] = (uint64_t)(uintptr_t)((uint8_t *)dst + done);
+			a[1] = src + done;
+			a[2] = c;
+			res = lc_call(fn, a);
+		}
+		return res;
 	}
-	return CUDA_SUCCESS;
+	/* Chunk k goes to half k & 1; two in flight, emptied in order. */
+	for (next = 0, done = 0, k = 0, kd = 0; done < n;) {
+		while (q.n < 2 && next < n && res == CUDA_SUCCESS) {
+			c = n - next < LC_STAGE_BYTES ? n - next : LC_STAGE_BYTES;
+			a[0] = (uint64_t)(uintptr_t)(stage + (k & 1) * (size_t)LC_STAGE_BYTES);
+			a[1] = src + next;
+			a[2] = c;
+			res = inflight_begin(fn, &q, a);
+			next += c;
+			k++;
+		}
+		if (res != CUDA_SUCCESS || !q.n)
+			break;
+		res = inflight_end(fn, &q);
+		if (res != CUDA_SUCCESS)
+			break;
+		c = n - done < LC_STAGE_BYTES ? n - done : LC_STAGE_BYTES;
+		memcpy((uint8_t *)dst + done, stage + (kd & 1) * (size_t)LC_STAGE_BYTES, c);
+		done += c;
+		kd++;
+	}
+	return inflight_drain(fn, &q, res);
 }
 
 VG_EXPORT CUresult cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)

@@ -311,11 +311,10 @@ CUresult lc_rpc(uint32_t op, const struct vg_buf *req, struct vg_buf *rep)
 	return lc_rpc_fd(op, req, rep, -1);
 }
 
-CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, int fd)
+CUresult lc_rpc_send(uint32_t op, const struct vg_buf *req, int fd, uint64_t *seqp)
 {
 	struct lc_tchan *t;
 	struct vg_hdr h = { .kind = VG_MSG_CALL, .op = op };
-	uint64_t seq;
 	int ret;
 
 	if (req->err)
@@ -323,15 +322,28 @@ CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, in
 	t = chan_get();
 	if (!t)
 		return CUDA_ERROR_DEVICE_UNAVAILABLE;
-	seq = next_seq();
 	h.tid = t->tid;
-	h.seq = seq;
+	h.seq = next_seq();
 	/* Another thread's no-reply calls may still be queued: keep their order. */
 	if (__atomic_load_n(&last_async_seq, __ATOMIC_RELAXED) != my_async_seq)
 		h.flags |= VG_F_ORDERED;
 	ret = tp_send_msg(t->chan, &h, req->p, req->len, fd);
-	if (ret < 0)
-		goto lost;
+	if (ret < 0) {
+		session_lost("call", ret);
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	}
+	*seqp = h.seq;
+	return CUDA_SUCCESS;
+}
+
+CUresult lc_rpc_wait(uint32_t op, uint64_t seq, struct vg_buf *rep)
+{
+	struct lc_tchan *t = chan_get();
+	struct vg_hdr h;
+	int ret;
+
+	if (!t)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
 	for (;;) {
 		/* Rings spin by themselves; sockets spin here before sleeping. */
 		if (!tp_chan_is_ring(t->chan))
@@ -358,6 +370,14 @@ CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, in
 lost:
 	session_lost("call", ret);
 	return CUDA_ERROR_DEVICE_UNAVAILABLE;
+}
+
+CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, int fd)
+{
+	uint64_t seq;
+	CUresult res = lc_rpc_send(op, req, fd, &seq);
+
+	return res == CUDA_SUCCESS ? lc_rpc_wait(op, seq, rep) : res;
 }
 
 /* Environment the worker should see: the driver's own settings. */

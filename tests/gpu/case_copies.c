@@ -220,6 +220,39 @@ static void gc_copies_3d(CUstream s, unsigned char *src, unsigned char *dst)
 	gc_expect("3d.free.b", cuMemFree(b), CUDA_SUCCESS);
 }
 
+/*
+ * Pageable copies of several chunks (vgpu stages them 8 MiB at a time, two
+ * in flight), an odd size, at an offset, both ways.
+ */
+#define GC_LARGE ((37u << 20) + 12345u)
+
+static void gc_copies_pageable_large(void)
+{
+	size_t n = GC_LARGE, i;
+	unsigned char *a = malloc(n), *b = malloc(n);
+	CUdeviceptr d = 0;
+	int same = 1;
+
+	if (!a || !b) {
+		gc_check("large.malloc", 0);
+		free(a);
+		free(b);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		a[i] = (unsigned char)(i * 131 + (i >> 20));
+	memset(b, 0, n);
+	gc_must("large.alloc", cuMemAlloc(&d, n + 64));
+	gc_expect("large.htod", cuMemcpyHtoD(d + 64, a, n), CUDA_SUCCESS);
+	gc_expect("large.dtoh", cuMemcpyDtoH(b, d + 64, n), CUDA_SUCCESS);
+	for (i = 0; i < n && same; i++)
+		same = a[i] == b[i];
+	gc_check("large.bytes", same);
+	gc_expect("large.free", cuMemFree(d), CUDA_SUCCESS);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	unsigned char *src = malloc(GC_BYTES), *dst = malloc(GC_BYTES);
@@ -234,6 +267,7 @@ int main(void)
 	gc_copies_linear(s, src, dst);
 	gc_copies_2d(s, src, dst);
 	gc_copies_3d(s, src, dst);
+	gc_copies_pageable_large();
 	gc_expect("stream_destroy", cuStreamDestroy(s), CUDA_SUCCESS);
 	free(src);
 	free(dst);
