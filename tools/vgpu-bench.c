@@ -10,7 +10,9 @@
  * leg is a process that prints one line per workload, "name median p10 p90
  * unit": this program again with --leg LIB (driver-API workloads, LIB
  * dlopen'ed), the runtime-API program (--rt, built with nvcc), PyTorch (when
- * `import torch` works and sees a GPU natively) and llama.cpp (with --llama).
+ * `import torch` works and sees a GPU natively) and llama.cpp (with --llama:
+ * tests/gpu/llama's llama-drive, 64 prompt tokens and 128 decoded, its
+ * RESULT line read; the CUDA runtime and cuBLAS must be in LD_LIBRARY_PATH).
  * The legs of the other programs run with LIB's directory first in
  * LD_LIBRARY_PATH, and VGPU_SERVER set for the vgpu leg only.  A per-call
  * figure is (N calls + the final synchronisation) / N unless its name says
@@ -310,6 +312,40 @@ static struct row *row_get(struct table *t, const char *name, const char *unit)
 	return &t->rows[t->n++];
 }
 
+static void row_add(struct table *t, const char *name, const char *unit, double med, double p10, double p90)
+{
+	struct row *rw = row_get(t, name, unit);
+
+	if (!rw || rw->nmed == MAXROUNDS)
+		return;
+	if (!rw->nmed || p10 < rw->p10)
+		rw->p10 = p10;
+	if (!rw->nmed || p90 > rw->p90)
+		rw->p90 = p90;
+	rw->med[rw->nmed++] = med;
+}
+
+/* A llama-drive RESULT line (key=value pairs): decode and prompt tokens/s, load time; one sample each. */
+static void llama_result(const char *line, struct table *t)
+{
+	static const struct {
+		const char *key, *row, *unit;
+	} keys[] = {
+		{ " decode_tok_s=", "llama_decode", "tok/s" },
+		{ " prompt_tok_s=", "llama_prompt", "tok/s" },
+		{ " load_ms=", "llama_model_load", "ms" },
+	};
+	const char *p;
+	double v;
+	size_t i;
+
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		p = strstr(line, keys[i].key);
+		if (p && sscanf(p + strlen(keys[i].key), "%lf", &v) == 1)
+			row_add(t, keys[i].row, keys[i].unit, v, v, v);
+	}
+}
+
 /*
  * Runs argv with LIB's directory first in LD_LIBRARY_PATH (and VGPU_SERVER
  * set when server) and adds what it prints to t.  Returns its exit status,
@@ -353,18 +389,13 @@ static int run_leg(char *const argv[], const char *lib, const char *server, stru
 	close(pfd[1]);
 	f = fdopen(pfd[0], "r");
 	while (f && fgets(line, sizeof(line), f)) {
-		struct row *rw;
-
+		if (!strncmp(line, "RESULT ", 7)) {
+			llama_result(line, t);
+			continue;
+		}
 		if (sscanf(line, "%63s %lf %lf %lf %15s", name, &med, &p10, &p90, unit) != 5)
 			continue;
-		rw = row_get(t, name, unit);
-		if (!rw || rw->nmed == MAXROUNDS)
-			continue;
-		if (!rw->nmed || p10 < rw->p10)
-			rw->p10 = p10;
-		if (!rw->nmed || p90 > rw->p90)
-			rw->p90 = p90;
-		rw->med[rw->nmed++] = med;
+		row_add(t, name, unit, med, p10, p90);
 	}
 	if (f)
 		fclose(f);
@@ -449,7 +480,7 @@ int main(int argc, char **argv)
 			char *drv_argv[] = { self, "--leg", (char *)lib, "--reps", reps_s, NULL };
 			char *rt_argv[] = { (char *)rt, reps_s, NULL };
 			char *py_argv[] = { (char *)python, "-c", (char *)torch_script, reps_s, NULL };
-			char *ll_argv[] = { (char *)drive, "--bench", (char *)llama, (char *)model, NULL };
+			char *ll_argv[] = { (char *)drive, "-n", "128", "-P", "64", (char *)llama, (char *)model, NULL };
 
 			ret = run_leg(drv_argv, lib, srv, t);
 			if (ret != 0) {
