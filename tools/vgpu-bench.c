@@ -2,7 +2,7 @@
  * vgpu-bench: the same workloads natively and through vgpu, as separate
  * processes in one invocation, with ratios from that one run.
  *
- *   vgpu-bench --native PATH --vgpu PATH [--server ADDRESS] [--reps N] [--rounds R]
+ *   vgpu-bench --native PATH --vgpu PATH [--server ADDRESS] [--reps N] [--rounds R] [--size-mib N]
  *              [--rt PROGRAM] [--python PYTHON] [--llama DIR --model GGUF [--llama-drive PROGRAM]]
  *
  * PATH is a libcuda.so.1 (NVIDIA's, ours).  Legs alternate, native then
@@ -153,7 +153,7 @@ static void graph_replay(struct drv *d, CUfunction fn, void **params, int reps)
 	report("graph_replay_10_kernels", v, reps, "us/call");
 }
 
-static int leg(const char *lib, int reps)
+static int leg(const char *lib, int reps, unsigned int mib)
 {
 	struct drv d;
 	void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
@@ -165,7 +165,8 @@ static int leg(const char *lib, int reps)
 	void *pinned;
 	char *pageable;
 	double v[MAXREPS];
-	size_t bytes = 256u << 20, fr, tot;
+	size_t bytes = (size_t)mib << 20, fr, tot;
+	char nm[64];
 	int r, i, x;
 
 	if (!h) {
@@ -227,10 +228,14 @@ static int leg(const char *lib, int reps)
 		 (d.LaunchKernel(fn, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL), d.CtxSynchronize()), (void)0);
 	graph_replay(&d, fn, params, reps);
 	/* Bulk copies. */
-	BANDWIDTH("htod_256MiB_pageable", d.MemcpyHtoD(big, pageable, bytes));
-	BANDWIDTH("dtoh_256MiB_pageable", d.MemcpyDtoH(pageable, big, bytes));
-	BANDWIDTH("htod_256MiB_pinned", d.MemcpyHtoD(big, pinned, bytes));
-	BANDWIDTH("dtoh_256MiB_pinned", d.MemcpyDtoH(pinned, big, bytes));
+	snprintf(nm, sizeof(nm), "htod_%uMiB_pageable", mib);
+	BANDWIDTH(nm, d.MemcpyHtoD(big, pageable, bytes));
+	snprintf(nm, sizeof(nm), "dtoh_%uMiB_pageable", mib);
+	BANDWIDTH(nm, d.MemcpyDtoH(pageable, big, bytes));
+	snprintf(nm, sizeof(nm), "htod_%uMiB_pinned", mib);
+	BANDWIDTH(nm, d.MemcpyHtoD(big, pinned, bytes));
+	snprintf(nm, sizeof(nm), "dtoh_%uMiB_pinned", mib);
+	BANDWIDTH(nm, d.MemcpyDtoH(pinned, big, bytes));
 	return 0;
 }
 
@@ -412,6 +417,7 @@ static double row_median(struct row *r)
 
 static const char *usage_text =
 	"usage: vgpu-bench --native LIBCUDA --vgpu LIBCUDA [--server ADDRESS] [--reps N] [--rounds R]\n"
+	"                  [--size-mib N (bulk copies, default 256)]\n"
 	"                  [--rt PROGRAM] [--python PYTHON]\n"
 	"                  [--llama DIR --model GGUF [--llama-drive PROGRAM]]\n";
 
@@ -421,7 +427,8 @@ int main(int argc, char **argv)
 	const char *python = "python3", *llama = NULL, *model = NULL, *drive = NULL;
 	static struct table ta, tb;
 	int reps = 7, rounds = 3, i, j, round, torch_ok = 1, ret;
-	char self[4096], reps_s[16];
+	unsigned int mib = 256;
+	char self[4096], reps_s[16], mib_s[16];
 	ssize_t sl;
 
 	for (i = 1; i < argc; i++) {
@@ -440,6 +447,8 @@ int main(int argc, char **argv)
 			reps = atoi(argv[++i]);
 		else if (!strcmp(a, "--rounds") && has)
 			rounds = atoi(argv[++i]);
+		else if (!strcmp(a, "--size-mib") && has)
+			mib = (unsigned int)atoi(argv[++i]);
 		else if (!strcmp(a, "--rt") && has)
 			rt = argv[++i];
 		else if (!strcmp(a, "--python") && has)
@@ -459,8 +468,10 @@ int main(int argc, char **argv)
 		reps = 7;
 	if (rounds < 1 || rounds > MAXROUNDS)
 		rounds = 3;
+	if (mib < 1 || mib > 4096)
+		mib = 256;
 	if (legl)
-		return leg(legl, reps);
+		return leg(legl, reps, mib);
 	if (!native || !vg || (!llama != !model)) {
 		fputs(usage_text, stderr);
 		return 2;
@@ -472,12 +483,13 @@ int main(int argc, char **argv)
 		return 1;
 	self[sl] = '\0';
 	snprintf(reps_s, sizeof(reps_s), "%d", reps);
+	snprintf(mib_s, sizeof(mib_s), "%u", mib);
 	for (round = 0; round < rounds; round++) {
 		for (j = 0; j < 2; j++) {
 			const char *lib = j ? vg : native;
 			const char *srv = j ? server : NULL;
 			struct table *t = j ? &tb : &ta;
-			char *drv_argv[] = { self, "--leg", (char *)lib, "--reps", reps_s, NULL };
+			char *drv_argv[] = { self, "--leg", (char *)lib, "--reps", reps_s, "--size-mib", mib_s, NULL };
 			char *rt_argv[] = { (char *)rt, reps_s, NULL };
 			char *py_argv[] = { (char *)python, "-c", (char *)torch_script, reps_s, NULL };
 			char *ll_argv[] = { (char *)drive, "-n", "128", "-P", "64", (char *)llama, (char *)model, NULL };

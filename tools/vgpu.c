@@ -678,6 +678,7 @@ static int cmd_bench(int argc, char **argv)
 			continue;
 		}
 		if ((!strcmp(argv[i], "--reps") || !strcmp(argv[i], "--rounds") || !strcmp(argv[i], "--python") ||
+		     !strcmp(argv[i], "--size-mib") ||
 		     !strcmp(argv[i], "--llama") || !strcmp(argv[i], "--model") || !strcmp(argv[i], "--llama-drive")) &&
 		    i + 1 < argc && n < 28) {
 			args[n++] = argv[i];
