@@ -1,11 +1,13 @@
 /*
  * vgpud: the host daemon.
  *
- *   vgpud --listen unix:PATH [--driver PATH | --test-driver PATH]
+ *   vgpud --listen ADDRESS... [--secret-file FILE] [--driver PATH | --test-driver PATH]
  *         [--stats-dir DIR] [--worker PATH] [--foreground]
  *
- * It accepts connections and, for each, fork+execs one worker
+ * (listen addresses: tools/vd_listen.h).  It accepts connections and, for
+ * each, fork+execs one worker
  *   vgpu-worker --fd 3 (--driver PATH | --test-driver PATH) [--stats-dir DIR]
+ *               [--nofd [--tcp]] [--secret-file FILE]
  * with the accepted socket as fd 3 and nothing else open but stdio.  The
  * daemon never loads CUDA (a child of a process that called cuInit cannot
  * use CUDA) and never reads a client's bytes: the worker does the
@@ -31,8 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "driverpath.h"
 #include "tp.h"
+#include "vd_listen.h"
 #include "vgpu/log.h"
 
 #ifndef VD_LIBEXECDIR
@@ -47,7 +51,9 @@
 #define VD_WORKER_FD 3
 
 struct vd_opts {
-	const char *listen;	/* "unix:PATH" */
+	struct vd_listener listen[VD_LISTEN_MAX];
+	int nlisten;
+	const char *secret_file;	/* absolute; checked at start */
 	const char *driver;	/* NVIDIA's driver or the test driver */
 	int test_driver;
 	const char *stats_dir;
@@ -70,10 +76,14 @@ static char worker_buf[PATH_MAX];
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: vgpud --listen unix:PATH [--driver PATH | --test-driver PATH]\n"
+		"usage: vgpud --listen ADDRESS... [--secret-file FILE] [--driver PATH | --test-driver PATH]\n"
 		"             [--stats-dir DIR] [--worker PATH] [--foreground]\n"
 		"\n"
-		"  --listen unix:PATH    where clients connect (VGPU_SERVER of the guests)\n"
+		"  --listen ADDRESS      where clients connect (VGPU_SERVER of the guests); may be\n"
+		"                        repeated: unix:PATH, tcp:HOST:PORT, vsock:PORT,\n"
+		"                        vsock-uds:PATH (a Firecracker/Cloud Hypervisor <uds>_<port>)\n"
+		"  --secret-file FILE    clients must prove they know this secret (mode 600);\n"
+		"                        required for a non-loopback tcp address\n"
 		"  --driver PATH         NVIDIA's libcuda.so.1 (default: VGPU_DRIVER, ldconfig, usual dirs)\n"
 		"  --test-driver PATH    the CPU test driver instead of a GPU (explicit opt-in)\n"
 		"  --stats-dir DIR       each worker writes DIR/worker-<pid>.stats at exit\n"
@@ -90,7 +100,15 @@ static int opts_parse(int argc, char **argv, struct vd_opts *o)
 		int has = i + 1 < argc;
 
 		if (!strcmp(a, "--listen") && has) {
-			o->listen = argv[++i];
+			if (o->nlisten == VD_LISTEN_MAX) {
+				fprintf(stderr, "vgpud: at most %d --listen addresses\n", VD_LISTEN_MAX);
+				return -EINVAL;
+			}
+			if (vd_listener_parse(argv[++i], &o->listen[o->nlisten]) < 0)
+				return -EINVAL;
+			o->nlisten++;
+		} else if (!strcmp(a, "--secret-file") && has) {
+			o->secret_file = argv[++i];
 		} else if (!strcmp(a, "--driver") && has && !o->driver) {
 			o->driver = argv[++i];
 		} else if (!strcmp(a, "--test-driver") && has && !o->driver) {
@@ -112,15 +130,37 @@ static int opts_parse(int argc, char **argv, struct vd_opts *o)
 			return -EINVAL;
 		}
 	}
-	if (!o->listen) {
-		fprintf(stderr, "vgpud: --listen unix:PATH is required\n");
-		return -EINVAL;
-	}
-	if (strncmp(o->listen, "unix:", 5) != 0 || !o->listen[5]) {
-		fprintf(stderr, "vgpud: --listen %s: only unix:PATH addresses are implemented\n", o->listen);
+	if (!o->nlisten) {
+		fprintf(stderr, "vgpud: --listen ADDRESS is required\n");
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* The secret must be readable, long enough and private; the workers read it. */
+static char secret_buf[PATH_MAX];
+
+static int secret_check(struct vd_opts *o)
+{
+	struct tp_secret *s;
+	char why[512];
+	int ret;
+
+	if (!o->secret_file)
+		return 0;
+	if (!realpath(o->secret_file, secret_buf)) {
+		fprintf(stderr, "vgpud: --secret-file %s: %s\n", o->secret_file, strerror(errno));
+		return -errno;
+	}
+	o->secret_file = secret_buf;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	ret = tp_secret_load(o->secret_file, s, why, sizeof(why));
+	free(s);
+	if (ret < 0)
+		fprintf(stderr, "vgpud: --secret-file: %s\n", why);
+	return ret;
 }
 
 /* The worker: --worker, else beside our executable, else the libexec dir. */
@@ -193,18 +233,6 @@ static int driver_resolve(struct vd_opts *o)
 	return 0;
 }
 
-/* Refuse to take over a path another daemon is serving (tp_unix_listen
- * removes whatever is there). */
-static int listen_path_free(const char *address)
-{
-	struct tp_chan *c;
-
-	if (tp_connect(address, &c) < 0)
-		return 1;
-	tp_chan_destroy(c);
-	return 0;
-}
-
 /* ---- workers ----------------------------------------------------------- */
 
 static void workers_add(pid_t pid)
@@ -248,9 +276,10 @@ static void workers_reap(void)
 }
 
 /* In the child, between fork and exec: async-signal-safe calls only. */
-static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int fd)
+static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, const struct vd_listener *l,
+						      int fd)
 {
-	const char *argv[10];
+	const char *argv[16];
 	sigset_t none;
 	int n = 0;
 
@@ -275,12 +304,20 @@ static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int f
 		argv[n++] = "--stats-dir";
 		argv[n++] = o->stats_dir;
 	}
+	if (!vd_listener_passes_fds(l))
+		argv[n++] = "--nofd";
+	if (l->kind == VD_L_TCP)
+		argv[n++] = "--tcp";
+	if (o->secret_file) {
+		argv[n++] = "--secret-file";
+		argv[n++] = o->secret_file;
+	}
 	argv[n] = NULL;
 	execv(o->worker, (char *const *)argv);
 	_exit(127);
 }
 
-static void worker_start(const struct vd_opts *o, struct tp_chan *c)
+static void worker_start(const struct vd_opts *o, const struct vd_listener *l, struct tp_chan *c)
 {
 	pid_t pid;
 
@@ -294,7 +331,7 @@ static void worker_start(const struct vd_opts *o, struct tp_chan *c)
 		return;
 	}
 	if (pid == 0)
-		worker_exec(o, c->fd);
+		worker_exec(o, l, c->fd);
 	workers_add(pid);
 	VG_INFO("client connected: worker %d", (int)pid);
 }
@@ -322,14 +359,15 @@ static void workers_stop(void)
 
 /* ---- accepting --------------------------------------------------------- */
 
-static void accept_one(const struct vd_opts *o, int lfd)
+static void accept_one(const struct vd_opts *o, const struct vd_listener *l)
 {
 	struct tp_chan *c;
-	int ret, fd;
+	int ret, fd, lfd = l->fd;
 
+	/* A plain accept4 for every kind: the daemon reads nothing. */
 	ret = tp_unix_accept(lfd, &c);
 	if (ret == 0) {
-		worker_start(o, c);
+		worker_start(o, l, c);
 		tp_chan_destroy(c);	/* the worker has its own copy */
 		return;
 	}
@@ -400,38 +438,41 @@ static int signals_handle(int sfd)
 	return stop;
 }
 
-static int serve(const struct vd_opts *o)
+static void listeners_close(struct vd_opts *o)
 {
-	const char *path = o->listen + 5;
-	struct stat bound = { 0 };
-	struct pollfd pfd[2];
-	int lfd = -1, sfd, ret;
+	int i;
+
+	for (i = 0; i < o->nlisten; i++)
+		vd_listener_close(&o->listen[i]);
+}
+
+static int serve(struct vd_opts *o)
+{
+	struct pollfd pfd[1 + VD_LISTEN_MAX];
+	int sfd, i;
 
 	sfd = signals_open();
 	if (sfd < 0) {
 		fprintf(stderr, "vgpud: signals: %s\n", strerror(-sfd));
 		return 1;
 	}
-	if (!listen_path_free(o->listen)) {
-		fprintf(stderr, "vgpud: another vgpud is already listening at %s\n", path);
-		return 1;
+	for (i = 0; i < o->nlisten; i++) {
+		if (vd_listener_open(&o->listen[i], o->secret_file != NULL) < 0) {
+			listeners_close(o);
+			return 1;
+		}
 	}
-	ret = tp_unix_listen(path, &lfd);
-	if (ret < 0) {
-		fprintf(stderr, "vgpud: cannot listen at %s: %s\n", path, strerror(-ret));
-		return 1;
-	}
-	if (path[0] != '@')
-		stat(path, &bound);
-	fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
 	spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	VG_INFO("listening at %s; workers %s, %s %s", o->listen, o->worker,
-		o->test_driver ? "CPU test driver" : "driver", o->driver);
+	for (i = 0; i < o->nlisten; i++)
+		VG_INFO("listening at %s%s; workers %s, %s %s", o->listen[i].address,
+			o->secret_file ? " (clients authenticate)" : "", o->worker,
+			o->test_driver ? "CPU test driver" : "driver", o->driver);
 
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-	pfd[1] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	for (i = 0; i < o->nlisten; i++)
+		pfd[1 + i] = (struct pollfd){ .fd = o->listen[i].fd, .events = POLLIN };
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+		if (poll(pfd, (nfds_t)(1 + o->nlisten), -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			VG_ERR("poll: %s", strerror(errno));
@@ -439,18 +480,12 @@ static int serve(const struct vd_opts *o)
 		}
 		if ((pfd[0].revents & POLLIN) && signals_handle(sfd))
 			break;
-		if (pfd[1].revents & POLLIN)
-			accept_one(o, lfd);
+		for (i = 0; i < o->nlisten; i++)
+			if (pfd[1 + i].revents & POLLIN)
+				accept_one(o, &o->listen[i]);
 	}
 
-	close(lfd);
-	if (path[0] != '@') {
-		struct stat now;
-
-		/* Only our own socket file: a successor may have bound the path. */
-		if (stat(path, &now) == 0 && now.st_ino == bound.st_ino && now.st_dev == bound.st_dev)
-			unlink(path);
-	}
+	listeners_close(o);
 	workers_stop();
 	close(sfd);
 	VG_INFO("stopped");
@@ -485,7 +520,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (worker_resolve(&o) < 0 || driver_resolve(&o) < 0)
+	if (worker_resolve(&o) < 0 || driver_resolve(&o) < 0 || secret_check(&o) < 0)
 		return 1;
 	if (o.stats_dir && mkdir(o.stats_dir, 0755) < 0 && errno != EEXIST) {
 		fprintf(stderr, "vgpud: --stats-dir %s: %s\n", o.stats_dir, strerror(errno));
