@@ -3,11 +3,14 @@
  * the checks that belong to each kind), removing socket files at exit.
  * Accepting and starting workers stays in vgpud.c: the same for every kind.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "tp.h"
@@ -29,6 +32,7 @@ int vd_listener_parse(const char *address, struct vd_listener *l)
 	memset(l, 0, sizeof(*l));
 	l->fd = -1;
 	l->address = address;
+	snprintf(l->shown, sizeof(l->shown), "%s", address);
 	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		size_t n = strlen(kinds[i].prefix);
 
@@ -81,6 +85,31 @@ static int unix_open(struct vd_listener *l)
 	return 0;
 }
 
+/* "tcp:ADDR:PORT" as bound, so that port 0 shows the one the kernel chose. */
+static void tcp_shown(struct vd_listener *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (getsockname(l->fd, (struct sockaddr *)&ss, &len) < 0)
+		return;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+		port = ntohs(a->sin_port);
+		snprintf(l->shown, sizeof(l->shown), "tcp:%s:%d", host, port);
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+		port = ntohs(a->sin6_port);
+		snprintf(l->shown, sizeof(l->shown), "tcp:[%s]:%d", host, port);
+	}
+}
+
 int vd_listener_open(struct vd_listener *l, int have_secret)
 {
 	int ret, loopback = 0;
@@ -102,7 +131,9 @@ int vd_listener_open(struct vd_listener *l, int have_secret)
 			close(l->fd);
 			l->fd = -1;
 			ret = -EACCES;
+			break;
 		}
+		tcp_shown(l);
 		break;
 	case VD_L_VSOCK:
 		ret = tp_vsock_listen((unsigned int)strtoul(l->rest, NULL, 10), &l->fd);

@@ -29,6 +29,7 @@ struct vd_listener {
 	const char *rest;	/* the address after its prefix */
 	int fd;			/* -1 until opened */
 	struct stat bound;	/* unix kinds: the socket file we made */
+	char shown[160];	/* for logs: tcp with the port bound (":0" picks one) */
 };
 
 /* 0, or -EINVAL after a message on stderr. */

@@ -464,7 +464,7 @@ static int serve(struct vd_opts *o)
 	}
 	spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	for (i = 0; i < o->nlisten; i++)
-		VG_INFO("listening at %s%s; workers %s, %s %s", o->listen[i].address,
+		VG_INFO("listening at %s%s; workers %s, %s %s", o->listen[i].shown,
 			o->secret_file ? " (clients authenticate)" : "", o->worker,
 			o->test_driver ? "CPU test driver" : "driver", o->driver);
 

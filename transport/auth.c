@@ -184,7 +184,7 @@ int tp_auth_client(struct tp_chan *c, const struct tp_secret *s, char *why, size
 	proof(s, AUTH_LABEL_HOST, m1.nonce, m2.nonce, want);
 	if (!tp_mem_equal(want, m2.proof, sizeof(want))) {
 		if (why)
-			snprintf(why, whylen, "the server does not know our secret");
+			snprintf(why, whylen, "vgpud proved a secret other than ours (VGPU_SECRET_FILE)");
 		return -EACCES;
 	}
 	proof(s, AUTH_LABEL_GUEST, m2.nonce, m1.nonce, m3.proof);
