@@ -2,9 +2,15 @@
  * vgpu-worker: serves one client process.
  *
  *   vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]
+ *               [--nofd [--tcp]] [--secret-file FILE]
  *
  * The control channel (fd N) carries HELLO/WELCOME, THREAD_OPEN and STATS;
- * every guest thread gets a socket pair and a host thread of its own.  When
+ * every guest thread gets a socket pair and a host thread of its own.
+ * --nofd: the connection cannot pass descriptors (TCP, vsock): no shared
+ * memory, and thread channels are new connections (ATTACH, wk_attach.c); a
+ * connection whose first message is ATTACH is handed to its session and
+ * this worker ends without loading the driver.  --secret-file: every
+ * connection authenticates first (AUTH, transport/auth.c).  When
  * the control channel closes the client is gone: threads are stopped, the
  * driver objects it left are released, call counts are written, and the
  * worker exits.
