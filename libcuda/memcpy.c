@@ -307,17 +307,18 @@ static uint8_t *stage_get(void)
 	return tls_stage;
 }
 
-/* Calls in flight, oldest first. */
+/* Calls in flight, oldest first (a ring of LC_INFLIGHT_MAX). */
+#define LC_INFLIGHT_MAX 8
 struct lc_inflight {
-	uint64_t seq[2];
-	int n;
+	uint64_t seq[LC_INFLIGHT_MAX];
+	unsigned int head, n;
 };
 
 static CUresult inflight_end(int fn, struct lc_inflight *q)
 {
-	CUresult res = lc_call_end(fn, q->seq[0]);
+	CUresult res = lc_call_end(fn, q->seq[q->head]);
 
-	q->seq[0] = q->seq[1];
+	q->head = (q->head + 1) % LC_INFLIGHT_MAX;
 	q->n--;
 	return res;
 }
@@ -336,39 +337,44 @@ static CUresult inflight_drain(int fn, struct lc_inflight *q, CUresult res)
 
 static CUresult inflight_begin(int fn, struct lc_inflight *q, const uint64_t *a)
 {
-	CUresult res = lc_call_begin(fn, a, &q->seq[q->n]);
+	CUresult res = lc_call_begin(fn, a, &q->seq[(q->head + q->n) % LC_INFLIGHT_MAX]);
 
 	if (res == CUDA_SUCCESS)
 		q->n++;
 	return res;
 }
 
+/*
+ * Host to device.  Staged: two halves, so two chunks in flight.  Without
+ * shared memory (a remote transport) the chunks carry their bytes and up
+ * to LC_INFLIGHT_MAX stream without waiting a round trip each.
+ */
 static CUresult htod(int fn, CUdeviceptr dst, const void *src, size_t n)
 {
 	uint64_t a[3] = { dst, (uint64_t)(uintptr_t)src, n };
 	struct lc_inflight q = { .n = 0 };
 	uint8_t *stage;
+	unsigned int window;
 	size_t off, c, k;
 	CUresult res = CUDA_SUCCESS;
 
 	if (n < LC_STAGE_MIN || !src || lc_hostmem_shared(src, n))
 		return lc_call(fn, a);
 	stage = stage_get();
+	window = stage ? 2 : LC_INFLIGHT_MAX;
 	for (off = 0, k = 0; off < n && res == CUDA_SUCCESS; off += c, k++) {
 		c = n - off < LC_STAGE_BYTES ? n - off : LC_STAGE_BYTES;
+		/* With staging, a half is free once the copy two chunks back is done. */
+		if (q.n == window && (res = inflight_end(fn, &q)) != CUDA_SUCCESS)
+			break;
 		a[0] = dst + off;
 		a[2] = c;
-		if (!stage) {
-			/* Without shared memory each chunk carries its bytes. */
+		if (stage) {
+			memcpy(stage + (k & 1) * (size_t)LC_STAGE_BYTES, (const uint8_t *)src + off, c);
+			a[1] = (uint64_t)(uintptr_t)(stage + (k & 1) * (size_t)LC_STAGE_BYTES);
+		} else {
 			a[1] = (uint64_t)(uintptr_t)((const uint8_t *)src + off);
-			res = lc_call(fn, a);
-			continue;
 		}
-		/* A half is free once the copy two chunks back is done. */
-		if (q.n == 2 && (res = inflight_end(fn, &q)) != CUDA_SUCCESS)
-			break;
-		memcpy(stage + (k & 1) * (size_t)LC_STAGE_BYTES, (const uint8_t *)src + off, c);
-		a[1] = (uint64_t)(uintptr_t)(stage + (k & 1) * (size_t)LC_STAGE_BYTES);
 		res = inflight_begin(fn, &q, a);
 	}
 	return inflight_drain(fn, &q, res);

@@ -1,11 +1,13 @@
 /*
  * vgpud: the host daemon.
  *
- *   vgpud --listen unix:PATH [--driver PATH | --test-driver PATH]
+ *   vgpud --listen ADDRESS... [--secret-file FILE] [--driver PATH | --test-driver PATH]
  *         [--stats-dir DIR] [--worker PATH] [--foreground]
  *
- * It accepts connections and, for each, fork+execs one worker
+ * (listen addresses: tools/vd_listen.h).  It accepts connections and, for
+ * each, fork+execs one worker
  *   vgpu-worker --fd 3 (--driver PATH | --test-driver PATH) [--stats-dir DIR]
+ *               [--nofd [--tcp]] [--secret-file FILE]
  * with the accepted socket as fd 3 and nothing else open but stdio.  The
  * daemon never loads CUDA (a child of a process that called cuInit cannot
  * use CUDA) and never reads a client's bytes: the worker does the
@@ -31,8 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "driverpath.h"
 #include "tp.h"
+#include "vd_listen.h"
 #include "vgpu/log.h"
 
 #ifndef VD_LIBEXECDIR
@@ -47,7 +51,9 @@
 #define VD_WORKER_FD 3
 
 struct vd_opts {
-	const char *listen;	/* "unix:PATH" */
+	struct vd_listener listen[VD_LISTEN_MAX];
+	int nlisten;
+	const char *secret_file;	/* absolute; checked at start */
 	const char *driver;	/* NVIDIA's driver or the test driver */
 	int test_driver;
 	const char *stats_dir;
@@ -95,11 +101,15 @@ static int size_parse(const char *s, unsigned long long *out)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: vgpud --listen unix:PATH [--driver PATH | --test-driver PATH]\n"
+		"usage: vgpud --listen ADDRESS... [--secret-file FILE] [--driver PATH | --test-driver PATH]\n"
 		"             [--stats-dir DIR] [--worker PATH] [--cache-dir DIR] [--cache-max SIZE]\n"
-		"             [--foreground]\n"
+		"             [--warm-workers 0|1] [--foreground]\n"
 		"\n"
-		"  --listen unix:PATH    where clients connect (VGPU_SERVER of the guests)\n"
+		"  --listen ADDRESS      where clients connect (VGPU_SERVER of the guests); may be\n"
+		"                        repeated: unix:PATH, tcp:HOST:PORT, vsock:PORT,\n"
+		"                        vsock-uds:PATH (a Firecracker/Cloud Hypervisor <uds>_<port>)\n"
+		"  --secret-file FILE    clients must prove they know this secret (mode 600);\n"
+		"                        required for a non-loopback tcp address\n"
 		"  --driver PATH         NVIDIA's libcuda.so.1 (default: VGPU_DRIVER, ldconfig, usual dirs)\n"
 		"  --test-driver PATH    the CPU test driver instead of a GPU (explicit opt-in)\n"
 		"  --stats-dir DIR       each worker writes DIR/worker-<pid>.stats at exit\n"
@@ -121,7 +131,15 @@ static int opts_parse(int argc, char **argv, struct vd_opts *o)
 		int has = i + 1 < argc;
 
 		if (!strcmp(a, "--listen") && has) {
-			o->listen = argv[++i];
+			if (o->nlisten == VD_LISTEN_MAX) {
+				fprintf(stderr, "vgpud: at most %d --listen addresses\n", VD_LISTEN_MAX);
+				return -EINVAL;
+			}
+			if (vd_listener_parse(argv[++i], &o->listen[o->nlisten]) < 0)
+				return -EINVAL;
+			o->nlisten++;
+		} else if (!strcmp(a, "--secret-file") && has) {
+			o->secret_file = argv[++i];
 		} else if (!strcmp(a, "--driver") && has && !o->driver) {
 			o->driver = argv[++i];
 		} else if (!strcmp(a, "--test-driver") && has && !o->driver) {
@@ -161,12 +179,8 @@ static int opts_parse(int argc, char **argv, struct vd_opts *o)
 			return -EINVAL;
 		}
 	}
-	if (!o->listen) {
-		fprintf(stderr, "vgpud: --listen unix:PATH is required\n");
-		return -EINVAL;
-	}
-	if (strncmp(o->listen, "unix:", 5) != 0 || !o->listen[5]) {
-		fprintf(stderr, "vgpud: --listen %s: only unix:PATH addresses are implemented\n", o->listen);
+	if (!o->nlisten) {
+		fprintf(stderr, "vgpud: --listen ADDRESS is required\n");
 		return -EINVAL;
 	}
 	return 0;
@@ -222,6 +236,32 @@ static void cache_resolve(struct vd_opts *o)
 	if (ret < 0)
 		VG_WARN("module cache %s: %s; the workers will run without it", cache_buf, strerror(-ret));
 	o->cache_dir = cache_buf;
+}
+
+/* The secret must be readable, long enough and private; the workers read it. */
+static char secret_buf[PATH_MAX];
+
+static int secret_check(struct vd_opts *o)
+{
+	struct tp_secret *s;
+	char why[512];
+	int ret;
+
+	if (!o->secret_file)
+		return 0;
+	if (!realpath(o->secret_file, secret_buf)) {
+		fprintf(stderr, "vgpud: --secret-file %s: %s\n", o->secret_file, strerror(errno));
+		return -errno;
+	}
+	o->secret_file = secret_buf;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	ret = tp_secret_load(o->secret_file, s, why, sizeof(why));
+	free(s);
+	if (ret < 0)
+		fprintf(stderr, "vgpud: --secret-file: %s\n", why);
+	return ret;
 }
 
 /* The worker: --worker, else beside our executable, else the libexec dir. */
@@ -294,18 +334,6 @@ static int driver_resolve(struct vd_opts *o)
 	return 0;
 }
 
-/* Refuse to take over a path another daemon is serving (tp_unix_listen
- * removes whatever is there). */
-static int listen_path_free(const char *address)
-{
-	struct tp_chan *c;
-
-	if (tp_connect(address, &c) < 0)
-		return 1;
-	tp_chan_destroy(c);
-	return 0;
-}
-
 /* ---- workers ----------------------------------------------------------- */
 
 static void warm_reaped(pid_t pid);
@@ -352,7 +380,8 @@ static void workers_reap(void)
 }
 
 /* In the child, between fork and exec: async-signal-safe calls only. */
-static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int fd, int warm)
+static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, const struct vd_listener *l,
+						      int fd, int warm)
 {
 	const char *argv[16];
 	sigset_t none;
@@ -387,12 +416,20 @@ static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int f
 		argv[n++] = "--cache-max";
 		argv[n++] = o->cache_max;
 	}
+	if (!vd_listener_passes_fds(l))
+		argv[n++] = "--nofd";
+	if (l->kind == VD_L_TCP)
+		argv[n++] = "--tcp";
+	if (o->secret_file) {
+		argv[n++] = "--secret-file";
+		argv[n++] = o->secret_file;
+	}
 	argv[n] = NULL;
 	execv(o->worker, (char *const *)argv);
 	_exit(127);
 }
 
-static void worker_start(const struct vd_opts *o, struct tp_chan *c)
+static void worker_start(const struct vd_opts *o, const struct vd_listener *l, struct tp_chan *c)
 {
 	pid_t pid;
 
@@ -406,7 +443,7 @@ static void worker_start(const struct vd_opts *o, struct tp_chan *c)
 		return;
 	}
 	if (pid == 0)
-		worker_exec(o, c->fd, 0);
+		worker_exec(o, l, c->fd, 0);
 	workers_add(pid);
 	VG_INFO("client connected: worker %d", (int)pid);
 }
@@ -435,12 +472,30 @@ static int time_reached(const struct timespec *t)
 	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
 }
 
+/*
+ * The listener a warm worker serves: the first that passes descriptors
+ * (a local unix socket).  None when clients authenticate: the HELLO that
+ * tells whether the warm driver fits would come only after AUTH.
+ */
+static const struct vd_listener *warm_wanted(const struct vd_opts *o)
+{
+	int i;
+
+	if (!o->warm || o->secret_file)
+		return NULL;
+	for (i = 0; i < o->nlisten; i++)
+		if (vd_listener_passes_fds(&o->listen[i]))
+			return &o->listen[i];
+	return NULL;
+}
+
 static void warm_start(const struct vd_opts *o)
 {
+	const struct vd_listener *l = warm_wanted(o);
 	int sv[2];
 	pid_t pid;
 
-	if (!o->warm || warm.pid || workers.stopping || workers.n >= VD_WORKERS_MAX || !time_reached(&warm.retry_at))
+	if (!l || warm.pid || workers.stopping || workers.n >= VD_WORKERS_MAX || !time_reached(&warm.retry_at))
 		return;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return;
@@ -451,7 +506,7 @@ static void warm_start(const struct vd_opts *o)
 		return;
 	}
 	if (pid == 0)
-		worker_exec(o, sv[1], 1);
+		worker_exec(o, l, sv[1], 1);
 	close(sv[1]);
 	workers_add(pid);
 	warm.pid = pid;
@@ -561,17 +616,18 @@ static void workers_stop(void)
 
 /* ---- accepting --------------------------------------------------------- */
 
-static void accept_one(const struct vd_opts *o, int lfd)
+static void accept_one(const struct vd_opts *o, const struct vd_listener *l)
 {
 	struct tp_chan *c;
-	int ret, fd;
+	int ret, fd, lfd = l->fd;
 
+	/* A plain accept4 for every kind: the daemon reads nothing. */
 	ret = tp_unix_accept(lfd, &c);
 	if (ret == 0) {
-		if (warm_handoff(c->fd) == 0)
+		if (vd_listener_passes_fds(l) && warm_handoff(c->fd) == 0)
 			warm_start(o);
 		else
-			worker_start(o, c);
+			worker_start(o, l, c);
 		tp_chan_destroy(c);	/* the worker has its own copy */
 		return;
 	}
@@ -642,44 +698,48 @@ static int signals_handle(int sfd)
 	return stop;
 }
 
-static int serve(const struct vd_opts *o)
+static void listeners_close(struct vd_opts *o)
 {
-	const char *path = o->listen + 5;
-	struct stat bound = { 0 };
-	struct pollfd pfd[3];
-	int lfd = -1, sfd, ret;
+	int i;
+
+	for (i = 0; i < o->nlisten; i++)
+		vd_listener_close(&o->listen[i]);
+}
+
+static int serve(struct vd_opts *o)
+{
+	struct pollfd pfd[2 + VD_LISTEN_MAX];
+	int sfd, i;
 
 	sfd = signals_open();
 	if (sfd < 0) {
 		fprintf(stderr, "vgpud: signals: %s\n", strerror(-sfd));
 		return 1;
 	}
-	if (!listen_path_free(o->listen)) {
-		fprintf(stderr, "vgpud: another vgpud is already listening at %s\n", path);
-		return 1;
+	for (i = 0; i < o->nlisten; i++) {
+		if (vd_listener_open(&o->listen[i], o->secret_file != NULL) < 0) {
+			listeners_close(o);
+			return 1;
+		}
 	}
-	ret = tp_unix_listen(path, &lfd);
-	if (ret < 0) {
-		fprintf(stderr, "vgpud: cannot listen at %s: %s\n", path, strerror(-ret));
-		return 1;
-	}
-	if (path[0] != '@')
-		stat(path, &bound);
-	fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
 	spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	VG_INFO("listening at %s; workers %s, %s %s", o->listen, o->worker,
-		o->test_driver ? "CPU test driver" : "driver", o->driver);
+	for (i = 0; i < o->nlisten; i++)
+		VG_INFO("listening at %s%s; workers %s, %s %s", o->listen[i].shown,
+			o->secret_file ? " (clients authenticate)" : "", o->worker,
+			o->test_driver ? "CPU test driver" : "driver", o->driver);
 
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-	pfd[1] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	for (i = 0; i < o->nlisten; i++)
+		pfd[1 + i] = (struct pollfd){ .fd = o->listen[i].fd, .events = POLLIN };
 	for (;;) {
-		int timeout;
+		int timeout, np = 1 + o->nlisten;
 
 		warm_start(o);
 		/* A warm worker to start again later: wake up for it. */
-		timeout = o->warm && !warm.pid ? 1000 : -1;
-		pfd[2] = (struct pollfd){ .fd = warm.link, .events = POLLIN };
-		if (poll(pfd, warm.link >= 0 ? 3 : 2, timeout) < 0) {
+		timeout = warm_wanted(o) && !warm.pid ? 1000 : -1;
+		if (warm.link >= 0)
+			pfd[np++] = (struct pollfd){ .fd = warm.link, .events = POLLIN };
+		if (poll(pfd, (nfds_t)np, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			VG_ERR("poll: %s", strerror(errno));
@@ -687,20 +747,14 @@ static int serve(const struct vd_opts *o)
 		}
 		if ((pfd[0].revents & POLLIN) && signals_handle(sfd))
 			break;
-		if (warm.link >= 0 && pfd[2].revents)
+		if (warm.link >= 0 && np > 1 + o->nlisten && pfd[1 + o->nlisten].revents)
 			warm_event();
-		if (pfd[1].revents & POLLIN)
-			accept_one(o, lfd);
+		for (i = 0; i < o->nlisten; i++)
+			if (pfd[1 + i].revents & POLLIN)
+				accept_one(o, &o->listen[i]);
 	}
 
-	close(lfd);
-	if (path[0] != '@') {
-		struct stat now;
-
-		/* Only our own socket file: a successor may have bound the path. */
-		if (stat(path, &now) == 0 && now.st_ino == bound.st_ino && now.st_dev == bound.st_dev)
-			unlink(path);
-	}
+	listeners_close(o);
 	workers_stop();
 	close(sfd);
 	VG_INFO("stopped");
@@ -735,7 +789,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (worker_resolve(&o) < 0 || driver_resolve(&o) < 0)
+	if (worker_resolve(&o) < 0 || driver_resolve(&o) < 0 || secret_check(&o) < 0)
 		return 1;
 	cache_resolve(&o);
 	if (o.stats_dir && mkdir(o.stats_dir, 0755) < 0 && errno != EEXIST) {
