@@ -241,20 +241,40 @@ static void server_find(struct vgpu_server *s, const char *requested)
 	private_start(s);
 }
 
-/* 1 while the process has children (its workers). */
+/*
+ * 1 while the process has children (its workers) other than an idle warm
+ * worker, which names itself "vgpu-warm" until it gets a client.
+ */
 static int has_children(pid_t pid)
 {
-	char path[64], buf[16];
+	char path[64], buf[4096], comm[32], *p, *end;
 	ssize_t n;
-	int fd;
+	int fd, busy = 0;
 
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)pid, (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	n = read(fd, buf, sizeof(buf));
+	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
-	return n > 0;
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	for (p = buf; !busy && *p; p = end) {
+		long child = strtol(p, &end, 10);
+
+		if (end == p)
+			break;
+		snprintf(path, sizeof(path), "/proc/%ld/comm", child);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		n = read(fd, comm, sizeof(comm) - 1);
+		close(fd);
+		comm[n > 0 ? n : 0] = '\0';
+		busy = strncmp(comm, "vgpu-warm", 9) != 0;
+	}
+	return busy;
 }
 
 /* clients_gone: wait for workers to end by themselves first (not when the

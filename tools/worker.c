@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -647,9 +648,12 @@ static int warm_wait(const char *driver, int link, char **argv)
 		VG_ERR("warm worker: the driver did not initialise");
 		exit(1);
 	}
+	/* The name says "idle, no client": `vgpu run` does not wait for such a worker. */
+	prctl(PR_SET_NAME, "vgpu-warm");
 	if (write(link, "R", 1) != 1)
 		exit(0);
 	fd = warm_receive(link);
+	prctl(PR_SET_NAME, "vgpu-worker");
 	close(link);
 	if (fd < 0)
 		exit(0);		/* the daemon stopped: no client, no statistics */
