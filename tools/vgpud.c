@@ -543,6 +543,14 @@ static void warm_event(void)
 		VG_INFO("warm worker %d ready", (int)warm.pid);
 		return;
 	}
+	if (warm.ready && n == 0) {
+		/* Ended while idle (killed by someone): a new one at once. */
+		VG_INFO("the warm worker %d ended while idle", (int)warm.pid);
+		close(warm.link);
+		warm.link = -1;
+		warm.ready = 0;
+		return;
+	}
 	warm_failed();
 }
 
@@ -550,8 +558,12 @@ static void warm_reaped(pid_t pid)
 {
 	if (pid != warm.pid)
 		return;
-	if (warm.link >= 0)
+	if (warm.link >= 0 && workers.stopping) {
+		close(warm.link);	/* stopped with the daemon: no news */
+		warm.link = -1;
+	} else if (warm.link >= 0) {
 		warm_failed();
+	}
 	warm.pid = 0;
 }
 
