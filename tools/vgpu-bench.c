@@ -2,7 +2,8 @@
  * vgpu-bench: the same workloads natively and through vgpu, as separate
  * processes in one invocation, with ratios from that one run.
  *
- *   vgpu-bench --native PATH --vgpu PATH [--server ADDRESS] [--reps N] [--rounds R] [--size-mib N]
+ *   vgpu-bench --native PATH --vgpu PATH [--server ADDRESS] [--transport ADDRESS]... [--reps N]
+ *              [--rounds R] [--size-mib N]
  *              [--rt PROGRAM] [--python PYTHON] [--llama DIR --model GGUF [--llama-drive PROGRAM]]
  *
  * PATH is a libcuda.so.1 (NVIDIA's, ours).  Legs alternate, native then
@@ -17,7 +18,10 @@
  * LD_LIBRARY_PATH, and VGPU_SERVER set for the vgpu leg only.  A per-call
  * figure is (N calls + the final synchronisation) / N unless its name says
  * otherwise.  The table gives the median of the rounds' medians and the
- * lowest p10 / highest p90 over all rounds.
+ * lowest p10 / highest p90 over all rounds.  --transport ADDRESS (up to
+ * three): another way to the same daemon (tcp:, vsock-uds:, ivshmem:...);
+ * the driver-API leg runs over each, and a second table sets round trips
+ * and bandwidth over --server and each transport beside native.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -83,6 +87,7 @@ static int cmp_double(const void *a, const void *b)
 #define MAXREPS 64
 #define MAXROWS 64
 #define MAXROUNDS 9
+#define MAXSERVERS 4
 
 static void report(const char *name, double *v, int n, const char *unit)
 {
@@ -415,8 +420,71 @@ static double row_median(struct row *r)
 	return r->med[r->nmed / 2];
 }
 
+/* The transport part of an address: "unix", "tcp", "vsock-uds", ... */
+static void transport_name(const char *address, char *out, size_t n)
+{
+	const char *colon = strchr(address, ':');
+	size_t len = colon ? (size_t)(colon - address) : strlen(address);
+
+	snprintf(out, n, "%.*s", (int)(len < n ? len : n - 1), address);
+}
+
+/* Round trips and bandwidth over each server's transport, beside native. */
+static void transports_print(struct table *native, const char *const *servers, int nservers, struct table *first,
+			     struct table *more, unsigned int mib)
+{
+	static const char *const plain[] = {
+		"mem_get_info", "stream_synchronize_idle", "memcpy_htod_4B", "memcpy_dtoh_4B", "launch_and_synchronize",
+	};
+	static const char *const bulk[] = { "htod_%s_pageable", "dtoh_%s_pageable", "htod_%s_pinned", "dtoh_%s_pinned" };
+	char names[9][64], size[16];
+	size_t r, nn = 0;
+	int k, i;
+
+	for (r = 0; r < sizeof(plain) / sizeof(plain[0]); r++)
+		snprintf(names[nn++], sizeof(names[0]), "%s", plain[r]);
+	snprintf(size, sizeof(size), "%uMiB", mib);
+	for (r = 0; r < sizeof(bulk) / sizeof(bulk[0]); r++) {
+		const char *pct = strstr(bulk[r], "%s");
+
+		snprintf(names[nn++], sizeof(names[0]), "%.*s%s%s", (int)(pct - bulk[r]), bulk[r], size, pct + 2);
+	}
+	printf("\n%-26s %12s", "transport", "native");
+	for (k = 0; k < nservers; k++) {
+		char t[16];
+
+		transport_name(servers[k], t, sizeof(t));
+		printf(" %14s", t);
+	}
+	printf("  (median of round medians, ratio to native)\n");
+	for (r = 0; r < nn; r++) {
+		struct row *a = NULL;
+
+		for (i = 0; i < native->n && !a; i++)
+			if (!strcmp(native->rows[i].name, names[r]))
+				a = &native->rows[i];
+		if (!a)
+			continue;
+		printf("%-26s %12.3f", a->name, row_median(a));
+		for (k = 0; k < nservers; k++) {
+			struct table *t = k ? &more[k] : first;
+			struct row *b = NULL;
+
+			for (i = 0; i < t->n && !b; i++)
+				if (!strcmp(t->rows[i].name, a->name))
+					b = &t->rows[i];
+			if (b)
+				printf(" %7.2f %5.2fx", row_median(b), row_median(b) / row_median(a));
+			else
+				printf(" %14s", "-");
+		}
+		printf("  %s\n", a->unit);
+	}
+}
+
 static const char *usage_text =
-	"usage: vgpu-bench --native LIBCUDA --vgpu LIBCUDA [--server ADDRESS] [--reps N] [--rounds R]\n"
+	"usage: vgpu-bench --native LIBCUDA --vgpu LIBCUDA [--server ADDRESS] [--transport ADDRESS]...\n"
+	"                  [--reps N] [--rounds R]\n"
 	"                  [--size-mib N (bulk copies, default 256)]\n"
 	"                  [--rt PROGRAM] [--python PYTHON]\n"
 	"                  [--llama DIR --model GGUF [--llama-drive PROGRAM]]\n";
@@ -425,7 +493,9 @@ int main(int argc, char **argv)
 {
 	const char *native = NULL, *vg = NULL, *server = NULL, *legl = NULL, *rt = NULL;
 	const char *python = "python3", *llama = NULL, *model = NULL, *drive = NULL;
-	static struct table ta, tb;
+	const char *servers[MAXSERVERS];
+	static struct table ta, tb, tx[MAXSERVERS];
+	int nservers = 0, k;
 	int reps = 7, rounds = 3, i, j, round, torch_ok = 1, ret;
 	unsigned int mib = 256;
 	char self[4096], reps_s[16], mib_s[16];
@@ -441,6 +511,8 @@ int main(int argc, char **argv)
 			vg = argv[++i];
 		else if (!strcmp(a, "--server") && has)
 			server = argv[++i];
+		else if (!strcmp(a, "--transport") && has && nservers < MAXSERVERS - 1)
+			servers[1 + nservers++] = argv[++i];
 		else if (!strcmp(a, "--leg") && has)
 			legl = argv[++i];
 		else if (!strcmp(a, "--reps") && has)
@@ -478,6 +550,8 @@ int main(int argc, char **argv)
 	}
 	if (!server)
 		server = getenv("VGPU_SERVER");
+	servers[0] = server ? server : "unix:?";
+	nservers++;
 	sl = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (sl <= 0)
 		return 1;
@@ -512,6 +586,14 @@ int main(int argc, char **argv)
 			if (llama && drive && (ret = run_leg(ll_argv, lib, srv, t)) != 0)
 				fprintf(stderr, "vgpu-bench: %s: status %d\n", drive, ret);
 		}
+		/* The other transports: the driver-API leg only. */
+		for (k = 1; k < nservers; k++) {
+			char *drv_argv[] = { self, "--leg", (char *)vg, "--reps", reps_s, "--size-mib", mib_s, NULL };
+
+			ret = run_leg(drv_argv, vg, servers[k], &tx[k]);
+			if (ret != 0)
+				fprintf(stderr, "vgpu-bench: the leg over %s failed (status %d)\n", servers[k], ret);
+		}
 	}
 	printf("%-26s %12s %12s %10s  %s\n", "workload", "native", "vgpu", "vgpu/native",
 	       "(median of round medians; vgpu p10..p90 over all)");
@@ -523,5 +605,7 @@ int main(int argc, char **argv)
 				printf("%-26s %12.3f %12.3f %10.2fx  %s; vgpu %.3f..%.3f\n", ta.rows[i].name, a, b,
 				       b / a, ta.rows[i].unit, tb.rows[j].p10, tb.rows[j].p90);
 			}
+	if (nservers > 1)
+		transports_print(&ta, servers, nservers, &tb, tx, mib);
 	return 0;
 }

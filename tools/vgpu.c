@@ -80,7 +80,7 @@ static void usage(FILE *f)
 		"usage: vgpu run [--server unix:PATH] [--] CMD [ARGS...]\n"
 		"       vgpu info [--server unix:PATH]\n"
 		"       vgpu identity [--server unix:PATH] [--output PATH]\n"
-		"       vgpu bench [--server ADDRESS] [--reps N] [--rounds R] [--python PYTHON]\n"
+		"       vgpu bench [--server ADDRESS] [--transport ADDRESS]... [--reps N] [--rounds R] [--python PY]\n"
 		"                  [--llama DIR --model GGUF [--llama-drive PROGRAM]]\n"
 		"\n"
 		"  run       run CMD with vgpu's libcuda.so.1 (finds or starts a vgpud)\n"
@@ -698,7 +698,7 @@ static int cmd_bench(int argc, char **argv)
 			continue;
 		}
 		if ((!strcmp(argv[i], "--reps") || !strcmp(argv[i], "--rounds") || !strcmp(argv[i], "--python") ||
-		     !strcmp(argv[i], "--size-mib") ||
+		     !strcmp(argv[i], "--size-mib") || !strcmp(argv[i], "--transport") ||
 		     !strcmp(argv[i], "--llama") || !strcmp(argv[i], "--model") || !strcmp(argv[i], "--llama-drive")) &&
 		    i + 1 < argc && n < 28) {
 			args[n++] = argv[i];
