@@ -33,6 +33,7 @@
 #define LD_PROMPT_MAX 8192
 #define LD_GEN_MAX 100000
 #define LD_PATH_MAX 4096
+#define LD_FIRST_PIECE 259
 
 /* b7324: struct llama_model_params, 72 bytes. */
 #define LD_MP_SIZE 72
@@ -102,6 +103,7 @@ struct ld_api {
 struct ld_opts {
 	int32_t prompt[LD_PROMPT_MAX];
 	int n_prompt;
+	int n_synth; /* -P: a made-up prompt of this many ids */
 	int n_gen;
 	int n_ctx;
 	int threads;
@@ -269,14 +271,14 @@ static void ld_usage(void)
 		"usage: llama-drive [-p ID,ID,...] [-P N] [-n N] [-c CTX] [-t THREADS]\n"
 		"                   [--cpu] [--no-warmup] [-v] LIBDIR MODEL\n"
 		"  -p  prompt token ids (default: -P 32)\n"
-		"  -P  a prompt of N ids 1000, 1001, ... (from the filler pieces)\n"
+		"  -P  a prompt of N ids spread over the vocabulary's filler pieces\n"
 		"  -n  tokens to generate (default 128)\n"
 		"  -c  context size (default: prompt + n + 16)\n");
 }
 
 static int ld_args(int argc, char **argv, struct ld_opts *o)
 {
-	int i, v, k;
+	int i, v;
 
 	for (i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -298,11 +300,9 @@ static int ld_args(int argc, char **argv, struct ld_opts *o)
 			if (ld_parse_int(argv[i], a[1] == 't' ? 0 : 1,
 					 a[1] == 'P' ? LD_PROMPT_MAX : LD_GEN_MAX * 2, &v) < 0)
 				return -EINVAL;
-			if (a[1] == 'P') {
-				for (k = 0; k < v; k++)
-					o->prompt[k] = 1000 + k;
-				o->n_prompt = v;
-			} else if (a[1] == 'n') {
+			if (a[1] == 'P')
+				o->n_synth = v;
+			else if (a[1] == 'n') {
 				if (v > LD_GEN_MAX)
 					return -EINVAL;
 				o->n_gen = v;
@@ -378,11 +378,10 @@ int main(int argc, char **argv)
 		ld_usage();
 		return 2;
 	}
-	if (o.n_prompt == 0) {
-		for (i = 0; i < 32; i++)
-			o.prompt[i] = 1000 + i;
-		o.n_prompt = 32;
-	}
+	if (o.n_prompt == 0 && o.n_synth == 0)
+		o.n_synth = 32;
+	if (o.n_synth)
+		o.n_prompt = o.n_synth;
 	if (o.n_ctx == 0)
 		o.n_ctx = o.n_prompt + o.n_gen + 16;
 	ld_verbose = o.verbose;
@@ -409,6 +408,9 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	n_vocab = a.vocab_n_tokens(a.model_get_vocab(model));
+	/* Past <unk> <s> </s> and the 256 byte tokens of gguf-gen's vocabulary. */
+	for (i = 0; i < o.n_synth && n_vocab > LD_FIRST_PIECE; i++)
+		o.prompt[i] = LD_FIRST_PIECE + (int32_t)((i * 7919u) % (uint32_t)(n_vocab - LD_FIRST_PIECE));
 	for (i = 0; i < o.n_prompt; i++) {
 		if (o.prompt[i] >= n_vocab) {
 			fprintf(stderr, "llama-drive: prompt id %d >= vocabulary %d\n",
