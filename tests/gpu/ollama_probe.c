@@ -229,8 +229,8 @@ static void *op_old_open(struct op_old *o, const char *tag)
  * canonical identity "uuid|name|cc".  Returns 0 or -1 when the device would
  * be dropped by Ollama.
  */
-static int op_old_device(const struct op_old *o, int i, char *ident, size_t ident_len,
-			 size_t *total_out)
+static int op_old_device(const struct op_old *o, const char *tag, int i, char *ident,
+			 size_t ident_len, size_t *total_out)
 {
 	CUdevice dev = -1;
 	CUuuid u;
@@ -240,7 +240,7 @@ static int op_old_device(const struct op_old *o, int i, char *ident, size_t iden
 	size_t free_b = 0, total = 0;
 	CUresult r;
 
-#define K(s) (snprintf(key, sizeof(key), "old.dev%d.%s", i, s), key)
+#define K(s) (snprintf(key, sizeof(key), "%s.dev%d.%s", tag, i, s), key)
 	r = o->get(&dev, i);
 	op_result(K("get"), "%d", (int)r);
 	if (r != CUDA_SUCCESS) {
@@ -315,7 +315,7 @@ static void op_old_probe(size_t *totals, int *n_out)
 		goto out;
 	}
 	for (i = 0; i < n; i++)
-		op_old_device(&o, i, NULL, 0, &totals[i]);
+		op_old_device(&o, "old", i, NULL, 0, &totals[i]);
 	*n_out = n;
 out:
 	dlclose(h);
@@ -475,7 +475,7 @@ static int op_identity(const char *which)
 	if (!h || o.init(0) != CUDA_SUCCESS || o.count(&n) != CUDA_SUCCESS)
 		return 1;
 	i = op_ordinal(which, n);
-	if (i < 0 || i >= n || op_old_device(&o, i, ident, sizeof(ident), NULL) < 0)
+	if (i < 0 || i >= n || op_old_device(&o, "identity", i, ident, sizeof(ident), NULL) < 0)
 		return 1;
 	printf("IDENT %d %s\n", i, ident);
 	return 0;
@@ -560,7 +560,7 @@ int main(int argc, char **argv)
 		int n = -1;
 
 		if (hh && o.init(0) == CUDA_SUCCESS && o.count(&n) == CUDA_SUCCESS && n == 1 &&
-		    op_old_device(&o, 0, ident, sizeof(ident), NULL) == 0) {
+		    op_old_device(&o, "visible", 0, ident, sizeof(ident), NULL) == 0) {
 			op_result("visible.device0", "%s", ident);
 			if (strcmp(ident, expect) != 0)
 				op_fail("visible.device0", "is %s, want %s", ident, expect);
