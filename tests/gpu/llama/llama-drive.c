@@ -6,11 +6,12 @@
  * token ids as one batch, then decodes N tokens greedily (argmax over the
  * logits, done here, so the ids depend only on the logits).
  *
- *   llama-drive [-p ID,ID,...] [-P N] [-n N] [-c CTX] [-t THREADS]
+ *   llama-drive [-p ID,ID,...] [-P N] [-n N] [-c CTX] [-t THREADS] [-r N]
  *               [--cpu] [--no-warmup] [-v] LIBDIR MODEL
  *
- * Prints "IDS id id ..." and last one line for scripts:
- *   RESULT backend=... load_ms=... ctx_ms=... warmup_ms=... prompt_n=...
+ * Prints "IDS id id ...", "PATH file" for each libcuda* mapped and
+ * "NVML yes|no" (the GPU runner's proof of path), and last one line:
+ *   RESULT backend=... gpus=... backends_ms=... load_ms=... ctx_ms=... warmup_ms=... prompt_n=...
  *          prompt_ms=... prompt_tok_s=... decode_n=... decode_ms=...
  *          decode_tok_s=... ids_sha=...
  * (ids_sha: FNV-1a 64 over the generated ids as little-endian int32.)
@@ -34,6 +35,7 @@
 #define LD_GEN_MAX 100000
 #define LD_PATH_MAX 4096
 #define LD_FIRST_PIECE 259
+#define LD_PATHS_MAX 16
 
 /* b7324: struct llama_model_params, 72 bytes. */
 #define LD_MP_SIZE 72
@@ -104,6 +106,7 @@ struct ld_opts {
 	int32_t prompt[LD_PROMPT_MAX];
 	int n_prompt;
 	int n_synth; /* -P: a made-up prompt of this many ids */
+	int pp_reps; /* -r: prompt runs timed (memory cleared between) */
 	int n_gen;
 	int n_ctx;
 	int threads;
@@ -268,12 +271,14 @@ static int ld_parse_ids(const char *s, struct ld_opts *o)
 static void ld_usage(void)
 {
 	fprintf(stderr,
-		"usage: llama-drive [-p ID,ID,...] [-P N] [-n N] [-c CTX] [-t THREADS]\n"
+		"usage: llama-drive [-p ID,ID,...] [-P N] [-n N] [-c CTX] [-t THREADS] [-r N]\n"
 		"                   [--cpu] [--no-warmup] [-v] LIBDIR MODEL\n"
 		"  -p  prompt token ids (default: -P 32)\n"
 		"  -P  a prompt of N ids spread over the vocabulary's filler pieces\n"
 		"  -n  tokens to generate (default 128)\n"
-		"  -c  context size (default: prompt + n + 16)\n");
+		"  -c  context size (default: prompt + n + 16)\n"
+		"  -r  time the prompt N times, the memory cleared in between (default 1)\n"
+		"Also prints PATH lines (each libcuda* mapped) and NVML yes|no.\n");
 }
 
 static int ld_args(int argc, char **argv, struct ld_opts *o)
@@ -289,7 +294,7 @@ static int ld_args(int argc, char **argv, struct ld_opts *o)
 			o->warmup = 0;
 		} else if (strcmp(a, "-v") == 0) {
 			o->verbose = 1;
-		} else if (a[0] == '-' && a[1] && !a[2] && strchr("pPnct", a[1])) {
+		} else if (a[0] == '-' && a[1] && !a[2] && strchr("pPnctr", a[1])) {
 			if (++i >= argc)
 				return -EINVAL;
 			if (a[1] == 'p') {
@@ -308,6 +313,10 @@ static int ld_args(int argc, char **argv, struct ld_opts *o)
 				o->n_gen = v;
 			} else if (a[1] == 'c') {
 				o->n_ctx = v;
+			} else if (a[1] == 'r') {
+				if (v > 1000)
+					return -EINVAL;
+				o->pp_reps = v;
 			} else {
 				o->threads = v;
 			}
@@ -343,6 +352,49 @@ static int ld_gpus(const struct ld_api *a, const char **first)
 	return gpus;
 }
 
+static int ld_base_is(const char *path, const char *prefix)
+{
+	const char *base = strrchr(path, '/');
+
+	return strncmp(base ? base + 1 : path, prefix, strlen(prefix)) == 0;
+}
+
+/* Which libcuda the dynamic linker mapped (as tests/gpu/gcase.c prints it). */
+static void ld_print_maps(void)
+{
+	char line[LD_PATH_MAX + 256], *paths[LD_PATHS_MAX];
+	int npaths = 0, nvml = 0, i, seen;
+	FILE *f = fopen("/proc/self/maps", "re");
+
+	if (!f) {
+		printf("PATH ?unreadable-maps\nNVML ?\n");
+		return;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *path = strchr(line, '/');
+
+		if (!path)
+			continue;
+		path[strcspn(path, "\n")] = '\0';
+		if (ld_base_is(path, "libnvidia-ml"))
+			nvml = 1;
+		if (!ld_base_is(path, "libcuda.so") && !ld_base_is(path, "libcuda-"))
+			continue;
+		for (i = 0, seen = 0; i < npaths; i++)
+			seen |= strcmp(paths[i], path) == 0;
+		if (!seen && npaths < LD_PATHS_MAX)
+			paths[npaths++] = strdup(path);
+	}
+	fclose(f);
+	if (npaths == 0)
+		printf("PATH none\n");
+	for (i = 0; i < npaths; i++) {
+		printf("PATH %s\n", paths[i] ? paths[i] : "?");
+		free(paths[i]);
+	}
+	printf("NVML %s\n", nvml ? "yes" : "no");
+}
+
 /* Decodes one token and returns the argmax of its logits, or -1. */
 static int32_t ld_step(const struct ld_api *a, void *ctx, int32_t *tokens, int32_t n,
 		       int32_t n_vocab)
@@ -363,14 +415,14 @@ static int32_t ld_step(const struct ld_api *a, void *ctx, int32_t *tokens, int32
 
 int main(int argc, char **argv)
 {
-	static struct ld_opts o = { .n_gen = 128, .warmup = 1 };
+	static struct ld_opts o = { .n_gen = 128, .warmup = 1, .pp_reps = 1 };
 	struct ld_api a;
 	struct ld_mparams mp;
 	struct ld_cparams cp;
 	void *model = NULL, *ctx = NULL;
-	int32_t *ids = NULL, n_vocab, tok, i, warm[2] = { 1, 1 };
+	int32_t *ids = NULL, n_vocab, tok = -1, i, warm[2] = { 1, 1 };
 	const char *backend;
-	double t0, load_ms, ctx_ms, warm_ms = 0, prompt_ms, decode_ms;
+	double t0, backends_ms, load_ms, ctx_ms, warm_ms = 0, prompt_ms, decode_ms;
 	uint64_t sha = 0xcbf29ce484222325ull;
 	int gpus, rc = 1;
 
@@ -392,8 +444,10 @@ int main(int argc, char **argv)
 		return 1;
 	a.ggml_log_set(ld_log, NULL);
 	a.log_set(ld_log, NULL);
+	t0 = ld_now_ms();
 	a.backend_load_all_from_path(o.libdir);
 	a.backend_init();
+	backends_ms = ld_now_ms() - t0;
 	gpus = ld_gpus(&a, &backend);
 	if (o.cpu_only)
 		backend = "CPU";
@@ -451,11 +505,17 @@ int main(int argc, char **argv)
 	ids = calloc((size_t)o.n_gen + 1, sizeof(*ids));
 	if (!ids)
 		goto cleanup;
-	t0 = ld_now_ms();
-	tok = ld_step(&a, ctx, o.prompt, o.n_prompt, n_vocab);
-	prompt_ms = ld_now_ms() - t0;
-	if (tok < 0)
-		goto cleanup;
+	prompt_ms = 0;
+	for (i = 0; i < o.pp_reps; i++) {
+		if (i > 0)
+			a.memory_clear(a.get_memory(ctx), 1);
+		t0 = ld_now_ms();
+		tok = ld_step(&a, ctx, o.prompt, o.n_prompt, n_vocab);
+		prompt_ms += ld_now_ms() - t0;
+		if (tok < 0)
+			goto cleanup;
+	}
+	prompt_ms /= o.pp_reps;
 	/* Each generated id is fed back: n_gen single-token decodes. */
 	t0 = ld_now_ms();
 	for (i = 0; i < o.n_gen; i++) {
@@ -472,10 +532,11 @@ int main(int argc, char **argv)
 	for (i = 0; i < o.n_gen; i++)
 		printf(" %d", ids[i]);
 	printf("\n");
-	printf("RESULT backend=%s gpus=%d load_ms=%.1f ctx_ms=%.1f warmup_ms=%.1f prompt_n=%d "
+	ld_print_maps();
+	printf("RESULT backend=%s gpus=%d backends_ms=%.1f load_ms=%.1f ctx_ms=%.1f warmup_ms=%.1f prompt_n=%d "
 	       "prompt_ms=%.2f prompt_tok_s=%.2f decode_n=%d decode_ms=%.2f decode_tok_s=%.2f "
 	       "ids_sha=%016llx\n",
-	       backend, o.cpu_only ? 0 : gpus, load_ms, ctx_ms, warm_ms, o.n_prompt, prompt_ms,
+	       backend, o.cpu_only ? 0 : gpus, backends_ms, load_ms, ctx_ms, warm_ms, o.n_prompt, prompt_ms,
 	       o.n_prompt / (prompt_ms / 1e3), o.n_gen, decode_ms,
 	       o.n_gen / (decode_ms / 1e3), (unsigned long long)sha);
 	rc = 0;
