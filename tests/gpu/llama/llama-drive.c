@@ -25,6 +25,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,8 +51,9 @@
 #define LD_CP_N_THREADS 16       /* int32_t */
 #define LD_CP_N_THREADS_BATCH 20 /* int32_t */
 
-/* ggml_backend_dev_type: CPU 0, GPU 1 (b7324). */
+/* ggml_backend_dev_type: CPU 0, GPU 1, IGPU 2, ACCEL 3 (b7324). */
 #define LD_DEV_GPU 1
+#define LD_DEV_IGPU 2
 
 /* Opaque by-value blocks (the ABI passes structs this large in memory). */
 struct ld_mparams {
@@ -213,11 +215,17 @@ static void ld_put_u32(unsigned char *b, size_t off, uint32_t v)
 	memcpy(b + off, &v, sizeof(v));
 }
 
+/* The first index of the largest logit; -1 if any logit is not finite
+ * (every comparison with a NaN is false, which would pick id 0 forever). */
 static int32_t ld_argmax(const float *logits, int32_t n)
 {
 	int32_t i, best = 0;
 
-	for (i = 1; i < n; i++) {
+	for (i = 0; i < n; i++) {
+		if (!isfinite(logits[i])) {
+			fprintf(stderr, "llama-drive: logit %d is not finite\n", i);
+			return -1;
+		}
 		if (logits[i] > logits[best])
 			best = i;
 	}
@@ -346,7 +354,7 @@ static int ld_gpus(const struct ld_api *a, const char **first)
 
 		fprintf(stderr, "llama-drive: device %zu: %s (%s), type %d\n", i, a->dev_name(dev),
 			a->dev_description(dev), type);
-		if (type == LD_DEV_GPU && gpus++ == 0)
+		if ((type == LD_DEV_GPU || type == LD_DEV_IGPU) && gpus++ == 0)
 			*first = a->dev_name(dev);
 	}
 	return gpus;
