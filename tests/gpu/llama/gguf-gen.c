@@ -27,6 +27,9 @@
 #define GG_DIM_MAX (1u << 20)
 #define GG_LAYERS_MAX 1024u
 #define GG_BUF_SIZE (4u << 20)
+/* F16 exponent fields of the random values (see gg_f16x4). */
+#define GG_EXP_WEIGHT 8u
+#define GG_EXP_EMBED 14u
 
 /* GGUF value types. */
 enum {
@@ -74,6 +77,7 @@ struct gg_tensor {
 	uint32_t type;
 	uint64_t offset, size;
 	int ones; /* F32 norm weight: all 1.0 */
+	uint32_t exp; /* F16: gg_f16x4's exponent field */
 };
 
 static void gg_put(struct gg_buf *b, const void *src, size_t n)
@@ -228,6 +232,7 @@ static void gg_tensor_set(struct gg_tensor *t, const char *name, uint64_t d0, ui
 	t->n_dims = norm ? 1 : 2;
 	t->type = norm ? GG_GGML_F32 : GG_GGML_F16;
 	t->ones = norm;
+	t->exp = strcmp(name, "token_embd.weight") == 0 ? GG_EXP_EMBED : GG_EXP_WEIGHT;
 	t->size = norm ? d0 * 4 : d0 * d1 * 2;
 }
 
@@ -276,16 +281,19 @@ static uint64_t gg_mix(uint64_t x)
 
 /*
  * Four F16 values from 64 random bits: random sign and mantissa, exponent
- * field 8 or 9, so |w| is in [2^-7, 2^-5): small enough that activations
- * of any width used here stay far inside F16's range.
+ * field exp or exp + 1.  Weights use 8 (|w| in [2^-7, 2^-5)): small enough
+ * that activations stay far inside F16's range.  The token embeddings use
+ * 14 (|w| in [0.5, 2)), so that the current token stays visible next to
+ * what the layers add: with embeddings as small as the weights, a deep
+ * random model forgets its input and repeats one token forever, and ids
+ * that never change would prove little when compared.
  */
-static inline uint64_t gg_f16x4(uint64_t r)
+static inline uint64_t gg_f16x4(uint64_t r, uint64_t exp)
 {
 	const uint64_t keep = 0x83ff83ff83ff83ffull; /* sign and mantissa bits */
-	const uint64_t exp8 = 0x2000200020002000ull; /* exponent field 8 */
 	uint64_t low_exp_bit = (r >> 10) & 0x0001000100010001ull;
 
-	return (r & keep) | exp8 | (low_exp_bit << 10);
+	return (r & keep) | (exp * 0x0400040004000400ull) | (low_exp_bit << 10);
 }
 
 static int gg_write_data(FILE *f, const struct gg_tensor *t, size_t n, uint64_t seed,
@@ -317,11 +325,11 @@ static int gg_write_data(FILE *f, const struct gg_tensor *t, size_t n, uint64_t 
 					state ^= state << 13;
 					state ^= state >> 7;
 					state ^= state << 17;
-					w = gg_f16x4(state);
+					w = gg_f16x4(state, t[i].exp);
 					memcpy(buf + j, &w, 8);
 				}
 				for (; j < chunk; j += 2) {
-					uint16_t h = (uint16_t)gg_f16x4(state >> (8 * (j % 8)));
+					uint16_t h = (uint16_t)gg_f16x4(state >> (8 * (j % 8)), t[i].exp);
 
 					memcpy(buf + j, &h, 2);
 				}
