@@ -217,6 +217,18 @@ TD_EXPORT CUresult cuCtxCreate_v2(CUcontext *pctx, unsigned int flags, CUdevice 
 	return CUDA_SUCCESS;
 }
 
+/* cuda.h 11.4-12's cuCtxCreate (Ollama's discovery calls it): no execution
+ * affinity on a CPU. */
+TD_EXPORT CUresult cuCtxCreate_v3(CUcontext *pctx, CUexecAffinityParam *paramsArray,
+				  int numParams, unsigned int flags, CUdevice dev)
+{
+	if (numParams < 0 || (numParams > 0 && !paramsArray))
+		return CUDA_ERROR_INVALID_VALUE;
+	if (numParams > 0)
+		return CUDA_ERROR_NOT_SUPPORTED;
+	return cuCtxCreate_v2(pctx, flags, dev);
+}
+
 /* cuda.h 13's cuCtxCreate: no affinity or CIG parameters on a CPU. */
 TD_EXPORT CUresult cuCtxCreate_v4(CUcontext *pctx, CUctxCreateParams *ctxCreateParams,
 				  unsigned int flags, CUdevice dev)
