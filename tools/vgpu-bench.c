@@ -241,6 +241,7 @@ static int leg(const char *lib, int reps, unsigned int mib)
 	BANDWIDTH(nm, d.MemcpyHtoD(big, pinned, bytes));
 	snprintf(nm, sizeof(nm), "dtoh_%uMiB_pinned", mib);
 	BANDWIDTH(nm, d.MemcpyDtoH(pinned, big, bytes));
+	free(pageable);
 	return 0;
 }
 
