@@ -2,10 +2,11 @@
  * vgpud: the host daemon.
  *
  *   vgpud --listen unix:PATH [--driver PATH | --test-driver PATH]
- *         [--stats-dir DIR] [--worker PATH] [--foreground]
+ *         [--stats-dir DIR] [--worker PATH] [--config FILE] [--foreground]
  *
  * It accepts connections and, for each, fork+execs one worker
  *   vgpu-worker --fd 3 (--driver PATH | --test-driver PATH) [--stats-dir DIR]
+ *               [--limits LIST]
  * with the accepted socket as fd 3 and nothing else open but stdio.  The
  * daemon never loads CUDA (a child of a process that called cuInit cannot
  * use CUDA) and never reads a client's bytes: the worker does the
@@ -32,6 +33,7 @@
 #include <unistd.h>
 
 #include "driverpath.h"
+#include "vdlimits.h"
 #include "tp.h"
 #include "vgpu/log.h"
 
@@ -52,6 +54,9 @@ struct vd_opts {
 	int test_driver;
 	const char *stats_dir;
 	const char *worker;
+	const char *config;	/* per-client limits (vdlimits.h), or NULL */
+	struct vd_limits limits;
+	char limits_arg[512];	/* the workers' --limits, formatted before any fork */
 };
 
 static struct {
@@ -71,13 +76,14 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: vgpud --listen unix:PATH [--driver PATH | --test-driver PATH]\n"
-		"             [--stats-dir DIR] [--worker PATH] [--foreground]\n"
+		"             [--stats-dir DIR] [--worker PATH] [--config FILE] [--foreground]\n"
 		"\n"
 		"  --listen unix:PATH    where clients connect (VGPU_SERVER of the guests)\n"
 		"  --driver PATH         NVIDIA's libcuda.so.1 (default: VGPU_DRIVER, ldconfig, usual dirs)\n"
 		"  --test-driver PATH    the CPU test driver instead of a GPU (explicit opt-in)\n"
 		"  --stats-dir DIR       each worker writes DIR/worker-<pid>.stats at exit\n"
 		"  --worker PATH         the worker program (default: vgpu-worker beside vgpud)\n"
+		"  --config FILE         per-client limits, `key = value` lines (see the README)\n"
 		"  --foreground          stay attached (always the case; accepted for clarity)\n");
 }
 
@@ -100,6 +106,8 @@ static int opts_parse(int argc, char **argv, struct vd_opts *o)
 			o->stats_dir = argv[++i];
 		} else if (!strcmp(a, "--worker") && has) {
 			o->worker = argv[++i];
+		} else if (!strcmp(a, "--config") && has && !o->config) {
+			o->config = argv[++i];
 		} else if (!strcmp(a, "--foreground")) {
 			continue;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -119,6 +127,25 @@ static int opts_parse(int argc, char **argv, struct vd_opts *o)
 	if (strncmp(o->listen, "unix:", 5) != 0 || !o->listen[5]) {
 		fprintf(stderr, "vgpud: --listen %s: only unix:PATH addresses are implemented\n", o->listen);
 		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --config: read and checked now, so a bad file stops the daemon at start. */
+static int limits_setup(struct vd_opts *o)
+{
+	char err[512];
+	int ret;
+
+	vd_limits_init(&o->limits, VD_WORKERS_MAX);
+	if (!o->config)
+		return 0;
+	ret = vd_limits_load(&o->limits, o->config, err, sizeof(err));
+	if (ret == 0)
+		ret = vd_limits_format(&o->limits, o->limits_arg, sizeof(o->limits_arg));
+	if (ret < 0) {
+		fprintf(stderr, "vgpud: --config %s\n", err);
+		return ret;
 	}
 	return 0;
 }
@@ -250,7 +277,7 @@ static void workers_reap(void)
 /* In the child, between fork and exec: async-signal-safe calls only. */
 static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int fd)
 {
-	const char *argv[10];
+	const char *argv[12];
 	sigset_t none;
 	int n = 0;
 
@@ -275,6 +302,10 @@ static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int f
 		argv[n++] = "--stats-dir";
 		argv[n++] = o->stats_dir;
 	}
+	if (o->config) {
+		argv[n++] = "--limits";
+		argv[n++] = o->limits_arg;
+	}
 	argv[n] = NULL;
 	execv(o->worker, (char *const *)argv);
 	_exit(127);
@@ -284,8 +315,8 @@ static void worker_start(const struct vd_opts *o, struct tp_chan *c)
 {
 	pid_t pid;
 
-	if (workers.n >= VD_WORKERS_MAX) {
-		VG_WARN("%d workers already running: connection refused", workers.n);
+	if ((uint64_t)workers.n >= o->limits.max_clients) {
+		VG_WARN("%d workers already running (max_clients): connection refused", workers.n);
 		return;
 	}
 	pid = fork();
@@ -485,6 +516,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (limits_setup(&o) < 0)
+		return 2;
 	if (worker_resolve(&o) < 0 || driver_resolve(&o) < 0)
 		return 1;
 	if (o.stats_dir && mkdir(o.stats_dir, 0755) < 0 && errno != EEXIST) {

@@ -2,6 +2,7 @@
  * vgpu-worker: serves one client process.
  *
  *   vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]
+ *               [--limits LIST]
  *
  * The control channel (fd N) carries HELLO/WELCOME, THREAD_OPEN and STATS;
  * every guest thread gets a socket pair and a host thread of its own.  When
@@ -50,7 +51,8 @@ void wk_fatal(const char *fmt, ...)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]\n");
+	fprintf(stderr, "usage: vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]"
+		" [--limits LIST]\n");
 	exit(2);
 }
 
@@ -167,7 +169,7 @@ static void *thread_main(void *arg)
 			continue;
 		}
 		pthread_mutex_lock(&t->rx_lock);
-		ret = tp_recv_msg(t->chan, &h, &t->in, VG_MSG_MAX, &t->fd_in);
+		ret = tp_recv_msg(t->chan, &h, &t->in, wk_limits_payload_max(), &t->fd_in);
 		noreply = ret == 0 && (h.flags & VG_F_NO_REPLY);
 		if (noreply)
 			t->busy_seq = h.seq;
@@ -241,6 +243,7 @@ static void *thread_main(void *arg)
 				wk_fatal("cannot map the guest's rings: %s", strerror(-ret));
 		}
 	}
+	wk_limits_thread_exit();
 	return NULL;
 }
 
@@ -252,7 +255,7 @@ int wk_host_call(struct wk_thread *t, uint32_t op, const struct vg_buf *req, str
 	ret = tp_send_msg(t->chan, &h, req->p, req->len, -1);
 	if (ret < 0)
 		return ret;
-	ret = tp_recv_msg(t->chan, &h, rep, VG_MSG_MAX, NULL);
+	ret = tp_recv_msg(t->chan, &h, rep, wk_limits_payload_max(), NULL);
 	if (ret < 0)
 		return ret;
 	if (h.kind != VG_MSG_HOST_RETURN || h.op != op)
@@ -268,6 +271,11 @@ static int thread_open(const struct vg_hdr *in)
 	uint8_t payload[8];
 	int peer = -1, ret, i;
 
+	if (wk_limits_thread_enter() < 0) {
+		/* max_threads: this guest thread's calls fail; the session goes on. */
+		h.status = CUDA_ERROR_OUT_OF_MEMORY;
+		return tp_send_msg(ctl, &h, NULL, 0, -1);
+	}
 	t = calloc(1, sizeof(*t));
 	if (!t)
 		return -ENOMEM;
@@ -493,7 +501,7 @@ static void sanitize_environment(char **argv)
 
 int main(int argc, char **argv)
 {
-	const char *driver = NULL;
+	const char *driver = NULL, *limits = NULL;
 	int fd = -1, i;
 
 	vg_log_set_component("vgpu-worker");
@@ -508,11 +516,15 @@ int main(int argc, char **argv)
 			driver = argv[++i], test_driver = 1;
 		else if (!strcmp(argv[i], "--stats-dir") && i + 1 < argc)
 			wk.stats_dir = argv[++i];
+		else if (!strcmp(argv[i], "--limits") && i + 1 < argc)
+			limits = argv[++i];
 		else
 			usage();
 	}
 	if (fd < 0 || !driver)
 		usage();
+	if (wk_limits_init(limits) < 0)
+		return 2;
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
 	if (tp_unix_wrap(fd, &ctl) < 0)
 		return 1;
