@@ -235,6 +235,14 @@ static void *arg_ptr(void **av, int i)
 	return *(void **)av[i];
 }
 
+/* An OUT handle the driver wrote; 0 when the guest passed NULL. */
+static uint64_t out_handle(void **av, int i)
+{
+	void *const *p = arg_ptr(av, i);
+
+	return p ? (uint64_t)(uintptr_t)*p : 0;
+}
+
 /* An OUT scalar the driver wrote (elem_size bytes). */
 static uint64_t out_scalar(int fn, void **av, int i)
 {
@@ -439,13 +447,13 @@ CUresult wk_limits_post(int fn, void **av, CUresult res, struct wk_lim_note *n)
 		if (!ok)
 			unreserve(&mem_used, n->bytes);
 		else
-			record(&arrays, (uint64_t)(uintptr_t)*(void **)arg_ptr(av, 0), n->bytes, current_ctx());
+			record(&arrays, out_handle(av, 0), n->bytes, current_ctx());
 		break;
 	case K_STREAM:
 		if (!ok)
 			unreserve(&streams_used, 1);
 		else
-			record(&streams, (uint64_t)(uintptr_t)*(void **)arg_ptr(av, 0), 1, current_ctx());
+			record(&streams, out_handle(av, 0), 1, current_ctx());
 		break;
 	case K_FREE:
 	case K_ARRAY_FREE:

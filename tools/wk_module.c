@@ -88,8 +88,11 @@ static const void *get_image(struct vg_rd *r, int *is_wrapper)
 	if (!count || !first)
 		return first;
 	w = calloc(1, sizeof(*w));
-	if (!w || !(w->list = calloc(count + 1, sizeof(void *))))
+	if (!w || !(w->list = calloc(count + 1, sizeof(void *)))) {
+		free(w);
+		free(first);
 		return NULL;
+	}
 	*is_wrapper = 1;
 	w->magic = 0x466243b1u;
 	w->version = 2;
@@ -99,8 +102,10 @@ static const void *get_image(struct vg_rd *r, int *is_wrapper)
 		if (r->err || is_null)
 			wk_fatal("malformed module image list");
 		w->list[i] = copy_aligned(img, n);
-		if (!w->list[i])
+		if (!w->list[i]) {
+			free_image(w, 1);
 			return NULL;
+		}
 	}
 	return w;
 }
@@ -191,9 +196,21 @@ CUresult wk_op_func_info(struct vg_rd *r, struct vg_buf *out)
 	return res;
 }
 
+static void free_syms(char **names, void **addrs, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = 0; names && i < n; i++)
+		free(names[i]);
+	free(names);
+	free(addrs);
+}
+
 /*
  * LIBRARY_LOAD: documented in libcuda/module.c.  The symbol names and
- * addresses are kept for the worker's life, like the image.
+ * addresses are kept for the worker's life, like the image, once the
+ * library is loaded; a failed load frees them (a client repeating one must
+ * not grow the worker without bound).
  */
 CUresult wk_op_library_load(struct vg_rd *r, struct vg_buf *out)
 {
@@ -208,13 +225,16 @@ CUresult wk_op_library_load(struct vg_rd *r, struct vg_buf *out)
 	CUlibrary lib = NULL;
 	CUresult res;
 
-	if (r->err || nsyms > VG_GLOBAL_SYMS_MAX)
+	/* Each symbol takes at least 13 bytes: allocate only for what can be there. */
+	if (r->err || nsyms > VG_GLOBAL_SYMS_MAX || (uint64_t)nsyms * 13 > r->len - r->off)
 		wk_fatal("malformed LIBRARY_LOAD");
 	if (nsyms) {
 		names = calloc(nsyms, sizeof(*names));
 		addrs = calloc(nsyms, sizeof(*addrs));
-		if (!names || !addrs)
-			return CUDA_ERROR_OUT_OF_MEMORY;
+		if (!names || !addrs) {
+			res = CUDA_ERROR_OUT_OF_MEMORY;
+			goto err;
+		}
 	}
 	for (i = 0; i < nsyms; i++) {
 		uint32_t n = 0;
@@ -225,25 +245,33 @@ CUresult wk_op_library_load(struct vg_rd *r, struct vg_buf *out)
 			wk_fatal("malformed LIBRARY_LOAD symbol");
 		names[i] = strdup(q);
 		addrs[i] = (void *)(uintptr_t)vg_get_u64(r);
-		if (!names[i])
-			return CUDA_ERROR_OUT_OF_MEMORY;
+		if (!names[i]) {
+			res = CUDA_ERROR_OUT_OF_MEMORY;
+			goto err;
+		}
 	}
 	if (r->err || r->off != r->len)
 		wk_fatal("malformed LIBRARY_LOAD");
-	if (!img)
-		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (!img) {
+		res = CUDA_ERROR_OUT_OF_MEMORY;
+		goto err;
+	}
 	vals[0] = names;
 	vals[1] = addrs;
 	vals[2] = (void *)(uintptr_t)nsyms;
 	res = WK_CALL(cuLibraryLoadData, &lib, img, nsyms ? opts : NULL, nsyms ? vals : NULL, nsyms ? 3 : 0,
 		      NULL, NULL, 0);
 	if (res != CUDA_SUCCESS)
-		return res;
+		goto err;
 	proposed = wk_handle_register(lib, VG_H_CUlibrary, proposed);
 	if (!proposed)
 		wk_fatal("LIBRARY_LOAD with a bad proposed id");
 	vg_put_u64(out, proposed);
 	return CUDA_SUCCESS;
+err:
+	free_image(img, wrapped);
+	free_syms(names, addrs, nsyms);
+	return res;
 }
 
 /* FUNC_NAME: u64 function or kernel id, u32 is_kernel.  Reply: blob name. */
