@@ -33,8 +33,8 @@
 #include <unistd.h>
 
 #include "driverpath.h"
-#include "vdlimits.h"
 #include "tp.h"
+#include "vdlimits.h"
 #include "vgpu/log.h"
 
 #ifndef VD_LIBEXECDIR

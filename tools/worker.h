@@ -106,6 +106,8 @@ CUresult wk_op_host_func(struct vg_rd *r);
 int wk_host_call(struct wk_thread *t, uint32_t op, const struct vg_buf *req, struct vg_buf *rep);
 
 void wk_cleanup(void);
+/* 1 when [p, p+n) lies in pinned memory this client shared with us. */
+int wk_shm_contains(uint64_t p, uint64_t n);
 
 /*
  * Per-client limits (wk_limits.c): device memory and streams accounted
@@ -125,7 +127,5 @@ CUresult wk_limits_pre(int fn, void **av, struct wk_lim_note *n);
 CUresult wk_limits_post(int fn, void **av, CUresult res, struct wk_lim_note *n);
 CUresult wk_limits_vmm_pre(uint64_t bytes);
 void wk_limits_vmm_post(CUresult res, uint64_t handle, uint64_t bytes);
-/* 1 when [p, p+n) lies in pinned memory this client shared with us. */
-int wk_shm_contains(uint64_t p, uint64_t n);
 
 #endif
