@@ -243,7 +243,8 @@ static void *thread_main(void *arg)
 				wk_fatal("cannot map the guest's rings: %s", strerror(-ret));
 		}
 	}
-	wk_limits_thread_exit();
+	if (!t->callback)
+		wk_limits_thread_exit();	/* the callback channel stays for the session */
 	return NULL;
 }
 
