@@ -15,11 +15,13 @@
  *       handle lookups, limits) or wk_manual (every hand-written operation),
  *       as the worker's thread loop calls them.
  *
- * The driver is a stand-in whose every entry point ignores its arguments:
- * for generic calls it returns the CALL header's status field (0: success,
- * so the outputs are encoded and handles registered), for manual operations
- * always CUDA_ERROR_INVALID_VALUE (their outputs live on the worker's stack;
- * a real driver sets them when it succeeds, a stand-in would not).  One
+ * The driver is a stand-in whose entry points ignore their arguments: for
+ * generic calls it returns the CALL header's status field (0: success, so
+ * the outputs are encoded and handles registered), for manual operations
+ * CUDA_ERROR_INVALID_VALUE (their outputs live on the worker's stack; a real
+ * driver sets them when it succeeds, a stand-in would not).  The exceptions
+ * are the 2D/3D copies and the launches, whose stand-ins touch every host
+ * byte the driver would read or write (and the copies succeed).  One
  * handle of every type is known (id 0x1000 + 16 * type), so decoding gets
  * past handle lookups.  wk_fatal, where the real worker ends the session,
  * jumps back here and ends the input.
@@ -71,6 +73,107 @@ static CUresult stub(void)
 	return (CUresult)stub_result;
 }
 
+/*
+ * Stand-ins that do to host memory what the driver does: they read every
+ * byte the worker hands them and write every byte they may write, so ASan
+ * sees a staging buffer that is too small or an offset that leaves it.
+ */
+static volatile uint8_t sink;
+
+static void touch(const void *p, uint64_t n, int write)
+{
+	volatile uint8_t *q = (volatile uint8_t *)(uintptr_t)p;
+	uint64_t i;
+
+	if (!n)
+		return;
+	for (i = 0; i < n; i++) {
+		sink ^= q[i];
+		if (write)
+			q[i] = 0;
+	}
+}
+
+/* rows rows of width bytes, pitch apart, from base + y * pitch + x. */
+static void touch_rows(const void *base, uint64_t x, uint64_t y, uint64_t pitch, uint64_t width,
+		       uint64_t rows, int write)
+{
+	const uint8_t *p = (const uint8_t *)base + y * pitch + x;
+	uint64_t i;
+
+	for (i = 0; i < rows; i++)
+		touch(p + i * pitch, width, write);
+}
+
+static CUresult copy2d(const CUDA_MEMCPY2D *c)
+{
+	if (c->srcMemoryType == CU_MEMORYTYPE_HOST)
+		touch_rows(c->srcHost, c->srcXInBytes, c->srcY, c->srcPitch, c->WidthInBytes, c->Height, 0);
+	if (c->dstMemoryType == CU_MEMORYTYPE_HOST)
+		touch_rows(c->dstHost, c->dstXInBytes, c->dstY, c->dstPitch, c->WidthInBytes, c->Height, 1);
+	return CUDA_SUCCESS;
+}
+
+static CUresult copy2d_async(const CUDA_MEMCPY2D *c, CUstream s)
+{
+	(void)s;
+	return copy2d(c);
+}
+
+static CUresult copy3d(const CUDA_MEMCPY3D *c)
+{
+	uint64_t z;
+
+	for (z = 0; z < c->Depth; z++) {
+		if (c->srcMemoryType == CU_MEMORYTYPE_HOST)
+			touch_rows(c->srcHost, c->srcXInBytes, (c->srcZ + z) * c->srcHeight + c->srcY, c->srcPitch,
+				   c->WidthInBytes, c->Height, 0);
+		if (c->dstMemoryType == CU_MEMORYTYPE_HOST)
+			touch_rows(c->dstHost, c->dstXInBytes, (c->dstZ + z) * c->dstHeight + c->dstY, c->dstPitch,
+				   c->WidthInBytes, c->Height, 1);
+	}
+	return CUDA_SUCCESS;
+}
+
+static CUresult copy3d_async(const CUDA_MEMCPY3D *c, CUstream s)
+{
+	(void)s;
+	return copy3d(c);
+}
+
+/* The parameter buffer of CU_LAUNCH_PARAM_BUFFER_POINTER, read whole. */
+static void touch_extra(void **extra)
+{
+	const void *buf = NULL;
+	const size_t *size = NULL;
+
+	for (; extra && extra[0] != CU_LAUNCH_PARAM_END; extra += 2) {
+		if (extra[0] == CU_LAUNCH_PARAM_BUFFER_POINTER)
+			buf = extra[1];
+		else if (extra[0] == CU_LAUNCH_PARAM_BUFFER_SIZE)
+			size = extra[1];
+	}
+	if (buf && size)
+		touch(buf, *size, 0);
+}
+
+static CUresult launch(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz, unsigned int bx,
+		       unsigned int by, unsigned int bz, unsigned int shmem, CUstream s, void **params,
+		       void **extra)
+{
+	(void)f, (void)gx, (void)gy, (void)gz, (void)bx, (void)by, (void)bz, (void)shmem, (void)s, (void)params;
+	touch_extra(extra);
+	return CUDA_ERROR_INVALID_VALUE;
+}
+
+static CUresult launch_ex(const CUlaunchConfig *cfg, CUfunction f, void **params, void **extra)
+{
+	(void)f, (void)params;
+	touch(cfg->attrs, (uint64_t)cfg->numAttrs * sizeof(*cfg->attrs), 0);
+	touch_extra(extra);
+	return CUDA_ERROR_INVALID_VALUE;
+}
+
 #define FUZZ_ID(htype) (0x1000u + 16u * (uint64_t)(htype))
 
 static void handles_reset(void)
@@ -99,6 +202,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	for (i = 1; i < VG_FN_MAX; i++)
 		if (vg_fn_descs[i].name)
 			wk.fns[i] = (void *)stub;
+	wk.fns[VG_FN_cuMemcpy2D_v2] = (void *)copy2d;
+	wk.fns[VG_FN_cuMemcpy2DUnaligned_v2] = (void *)copy2d;
+	wk.fns[VG_FN_cuMemcpy2DAsync_v2] = (void *)copy2d_async;
+	wk.fns[VG_FN_cuMemcpy3D_v2] = (void *)copy3d;
+	wk.fns[VG_FN_cuMemcpy3DAsync_v2] = (void *)copy3d_async;
+	wk.fns[VG_FN_cuLaunchKernel] = (void *)launch;
+	wk.fns[VG_FN_cuLaunchKernelEx] = (void *)launch_ex;
 	wk.quiet = 1;
 	if (wk_limits_init("max_device_memory=1G,max_streams=64,max_threads=16") < 0)
 		abort();
