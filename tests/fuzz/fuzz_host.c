@@ -101,6 +101,8 @@ static void touch_rows(const void *base, uint64_t x, uint64_t y, uint64_t pitch,
 	const uint8_t *p = (const uint8_t *)base + y * pitch + x;
 	uint64_t i;
 
+	if (!width)
+		return;		/* nothing to copy, however many rows */
 	for (i = 0; i < rows; i++)
 		touch(p + i * pitch, width, write);
 }
@@ -124,7 +126,7 @@ static CUresult copy3d(const CUDA_MEMCPY3D *c)
 {
 	uint64_t z;
 
-	for (z = 0; z < c->Depth; z++) {
+	for (z = 0; z < c->Depth && c->WidthInBytes && c->Height; z++) {
 		if (c->srcMemoryType == CU_MEMORYTYPE_HOST)
 			touch_rows(c->srcHost, c->srcXInBytes, (c->srcZ + z) * c->srcHeight + c->srcY, c->srcPitch,
 				   c->WidthInBytes, c->Height, 0);
