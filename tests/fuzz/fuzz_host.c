@@ -94,25 +94,30 @@ static void touch(const void *p, uint64_t n, int write)
 	}
 }
 
-/* rows rows of width bytes, pitch apart, from base + y * pitch + x. */
-static void touch_rows(const void *base, uint64_t x, uint64_t y, uint64_t pitch, uint64_t width,
+/*
+ * A copy's host side: slices of rows rows of width bytes, pitch apart,
+ * starting at row y (of rows_per_slice-row slices) and byte x.  The first and
+ * last bytes are enough: the worker hands one allocation, and a span whose
+ * ends lie in it lies in it whole (touching every byte of a 256 MiB copy
+ * would make one input take seconds).
+ */
+static void touch_span(const void *base, uint64_t x, uint64_t y, uint64_t pitch, uint64_t width,
 		       uint64_t rows, int write)
 {
-	const uint8_t *p = (const uint8_t *)base + y * pitch + x;
-	uint64_t i;
+	const uint8_t *p = (const uint8_t *)base;
 
-	if (!width)
-		return;		/* nothing to copy, however many rows */
-	for (i = 0; i < rows; i++)
-		touch(p + i * pitch, width, write);
+	if (!width || !rows)
+		return;		/* nothing to copy */
+	touch(p + y * pitch + x, 1, write);
+	touch(p + (y + rows - 1) * pitch + x + width - 1, 1, write);
 }
 
 static CUresult copy2d(const CUDA_MEMCPY2D *c)
 {
 	if (c->srcMemoryType == CU_MEMORYTYPE_HOST)
-		touch_rows(c->srcHost, c->srcXInBytes, c->srcY, c->srcPitch, c->WidthInBytes, c->Height, 0);
+		touch_span(c->srcHost, c->srcXInBytes, c->srcY, c->srcPitch, c->WidthInBytes, c->Height, 0);
 	if (c->dstMemoryType == CU_MEMORYTYPE_HOST)
-		touch_rows(c->dstHost, c->dstXInBytes, c->dstY, c->dstPitch, c->WidthInBytes, c->Height, 1);
+		touch_span(c->dstHost, c->dstXInBytes, c->dstY, c->dstPitch, c->WidthInBytes, c->Height, 1);
 	return CUDA_SUCCESS;
 }
 
@@ -124,16 +129,15 @@ static CUresult copy2d_async(const CUDA_MEMCPY2D *c, CUstream s)
 
 static CUresult copy3d(const CUDA_MEMCPY3D *c)
 {
-	uint64_t z;
-
-	for (z = 0; z < c->Depth && c->WidthInBytes && c->Height; z++) {
-		if (c->srcMemoryType == CU_MEMORYTYPE_HOST)
-			touch_rows(c->srcHost, c->srcXInBytes, (c->srcZ + z) * c->srcHeight + c->srcY, c->srcPitch,
-				   c->WidthInBytes, c->Height, 0);
-		if (c->dstMemoryType == CU_MEMORYTYPE_HOST)
-			touch_rows(c->dstHost, c->dstXInBytes, (c->dstZ + z) * c->dstHeight + c->dstY, c->dstPitch,
-				   c->WidthInBytes, c->Height, 1);
-	}
+	if (!c->Depth || !c->Height)
+		return CUDA_SUCCESS;
+	/* Row r of slice z is row (z * height + r) of the whole. */
+	if (c->srcMemoryType == CU_MEMORYTYPE_HOST)
+		touch_span(c->srcHost, c->srcXInBytes, c->srcZ * c->srcHeight + c->srcY, c->srcPitch,
+			   c->WidthInBytes, (c->Depth - 1) * c->srcHeight + c->Height, 0);
+	if (c->dstMemoryType == CU_MEMORYTYPE_HOST)
+		touch_span(c->dstHost, c->dstXInBytes, c->dstZ * c->dstHeight + c->dstY, c->dstPitch,
+			   c->WidthInBytes, (c->Depth - 1) * c->dstHeight + c->Height, 1);
 	return CUDA_SUCCESS;
 }
 
