@@ -2,12 +2,12 @@
  * vgpud: the host daemon.
  *
  *   vgpud --listen ADDRESS... [--secret-file FILE] [--driver PATH | --test-driver PATH]
- *         [--stats-dir DIR] [--worker PATH] [--foreground]
+ *         [--stats-dir DIR] [--worker PATH] [--config FILE] [--foreground]
  *
  * (listen addresses: tools/vd_listen.h).  It accepts connections and, for
  * each, fork+execs one worker
  *   vgpu-worker --fd 3 (--driver PATH | --test-driver PATH) [--stats-dir DIR]
- *               [--nofd [--tcp]] [--secret-file FILE]
+ *               [--nofd [--tcp]] [--secret-file FILE] [--limits LIST]
  * with the accepted socket as fd 3 and nothing else open but stdio.  The
  * daemon never loads CUDA (a child of a process that called cuInit cannot
  * use CUDA) and never reads a client's bytes: the worker does the
@@ -37,6 +37,7 @@
 #include "driverpath.h"
 #include "tp.h"
 #include "vd_listen.h"
+#include "vdlimits.h"
 #include "vgpu/log.h"
 
 #ifndef VD_LIBEXECDIR
@@ -61,6 +62,9 @@ struct vd_opts {
 	const char *cache_dir;	/* module image cache; "none": off */
 	char cache_max[32];	/* its budget in bytes, for the workers' argv */
 	int warm;		/* keep a worker started ahead of the next client (0 or 1) */
+	const char *config;	/* per-client limits (vdlimits.h), or NULL */
+	struct vd_limits limits;
+	char limits_arg[512];	/* the workers' --limits, formatted before any fork */
 };
 
 static struct {
@@ -103,7 +107,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: vgpud --listen ADDRESS... [--secret-file FILE] [--driver PATH | --test-driver PATH]\n"
 		"             [--stats-dir DIR] [--worker PATH] [--cache-dir DIR] [--cache-max SIZE]\n"
-		"             [--warm-workers 0|1] [--foreground]\n"
+		"             [--warm-workers 0|1] [--config FILE] [--foreground]\n"
 		"\n"
 		"  --listen ADDRESS      where clients connect (VGPU_SERVER of the guests); may be\n"
 		"                        repeated: unix:PATH, tcp:HOST:PORT, vsock:PORT,\n"
@@ -119,6 +123,7 @@ static void usage(FILE *f)
 		"  --cache-max SIZE      the cache's budget, e.g. 4G (default), 512M\n"
 		"  --warm-workers 0|1    keep a worker with the driver loaded ready for the next client\n"
 		"                        (default 1)\n"
+		"  --config FILE         per-client limits, `key = value` lines (see the README)\n"
 		"  --foreground          stay attached (always the case; accepted for clarity)\n");
 }
 
@@ -167,6 +172,8 @@ static int opts_parse(int argc, char **argv, struct vd_opts *o)
 			snprintf(o->cache_max, sizeof(o->cache_max), "%llu", v);
 		} else if (!strcmp(a, "--worker") && has) {
 			o->worker = argv[++i];
+		} else if (!strcmp(a, "--config") && has && !o->config) {
+			o->config = argv[++i];
 		} else if (!strcmp(a, "--foreground")) {
 			continue;
 		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -262,6 +269,25 @@ static int secret_check(struct vd_opts *o)
 	if (ret < 0)
 		fprintf(stderr, "vgpud: --secret-file: %s\n", why);
 	return ret;
+}
+
+/* --config: read and checked now, so a bad file stops the daemon at start. */
+static int limits_setup(struct vd_opts *o)
+{
+	char err[512];
+	int ret;
+
+	vd_limits_init(&o->limits, VD_WORKERS_MAX);
+	if (!o->config)
+		return 0;
+	ret = vd_limits_load(&o->limits, o->config, err, sizeof(err));
+	if (ret == 0)
+		ret = vd_limits_format(&o->limits, o->limits_arg, sizeof(o->limits_arg));
+	if (ret < 0) {
+		fprintf(stderr, "vgpud: --config %s\n", err);
+		return ret;
+	}
+	return 0;
 }
 
 /* The worker: --worker, else beside our executable, else the libexec dir. */
@@ -383,7 +409,7 @@ static void workers_reap(void)
 static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, const struct vd_listener *l,
 						      int fd, int warm)
 {
-	const char *argv[16];
+	const char *argv[20];
 	sigset_t none;
 	int n = 0;
 
@@ -424,6 +450,10 @@ static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, const
 		argv[n++] = "--secret-file";
 		argv[n++] = o->secret_file;
 	}
+	if (o->config) {
+		argv[n++] = "--limits";
+		argv[n++] = o->limits_arg;
+	}
 	argv[n] = NULL;
 	execv(o->worker, (char *const *)argv);
 	_exit(127);
@@ -433,10 +463,6 @@ static void worker_start(const struct vd_opts *o, const struct vd_listener *l, s
 {
 	pid_t pid;
 
-	if (workers.n >= VD_WORKERS_MAX) {
-		VG_WARN("%d workers already running: connection refused", workers.n);
-		return;
-	}
 	pid = fork();
 	if (pid < 0) {
 		VG_ERR("cannot start a worker: fork: %s", strerror(errno));
@@ -636,7 +662,10 @@ static void accept_one(const struct vd_opts *o, const struct vd_listener *l)
 	/* A plain accept4 for every kind: the daemon reads nothing. */
 	ret = tp_unix_accept(lfd, &c);
 	if (ret == 0) {
-		if (vd_listener_passes_fds(l) && warm_handoff(c->fd) == 0)
+		/* Clients served (an idle warm worker is none). */
+		if ((uint64_t)(workers.n - (warm.pid ? 1 : 0)) >= o->limits.max_clients)
+			VG_WARN("%d clients already (max_clients): connection refused", workers.n - (warm.pid ? 1 : 0));
+		else if (vd_listener_passes_fds(l) && warm_handoff(c->fd) == 0)
 			warm_start(o);
 		else
 			worker_start(o, l, c);
@@ -801,6 +830,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (limits_setup(&o) < 0)
+		return 2;
 	if (worker_resolve(&o) < 0 || driver_resolve(&o) < 0 || secret_check(&o) < 0)
 		return 1;
 	cache_resolve(&o);

@@ -465,6 +465,7 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 	const struct vg_fn_desc *d = &vg_fn_descs[fn];
 	struct wk_arg args[VG_ARGS_MAX];
 	void *avalues[VG_ARGS_MAX];
+	struct wk_lim_note note;
 	ffi_cif *cif;
 	ffi_arg rc = 0;
 	CUresult res = CUDA_SUCCESS;
@@ -549,8 +550,11 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 		res = CUDA_ERROR_OUT_OF_MEMORY;
 		goto out;
 	}
+	res = wk_limits_pre(fn, avalues, &note);
+	if (res != CUDA_SUCCESS)
+		goto out;
 	ffi_call(cif, FFI_FN(wk.fns[fn]), &rc, avalues);
-	res = (CUresult)(int32_t)rc;
+	res = wk_limits_post(fn, avalues, (CUresult)(int32_t)rc, &note);
 	if (res != CUDA_SUCCESS) {
 		if (vg_log_enabled(VG_LOG_DEBUG))
 			for (i = 0; i < d->nargs; i++) {

@@ -67,7 +67,11 @@ CUresult wk_memloc(struct vg_rd *r, struct vg_buf *out)
 		prop.win32HandleMetaData = NULL;
 		if (r->off != r->len)
 			break;
+		res = wk_limits_vmm_pre(a);
+		if (res != CUDA_SUCCESS)
+			return res;
 		res = WK_CALL(cuMemCreate, &gh, (size_t)a, &prop, b2);
+		wk_limits_vmm_post(res, gh, a);
 		if (res == CUDA_SUCCESS)
 			vg_put_u64(out, gh);
 		return res;

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,7 +83,10 @@ static void dump_image(const void *p, uint32_t n)
 	}
 }
 
-/* One piece into im->piece[i]; 0, or -ENOMEM. */
+/*
+ * One piece into im->piece[i]; 0, -ENOMEM, or -EPROTO (malformed: the
+ * caller frees what it holds, then ends the session).
+ */
 static int get_piece(struct vg_rd *r, struct wk_image *im, uint32_t i)
 {
 	uint32_t form = vg_get_u32(r), n = 0;
@@ -92,7 +96,7 @@ static int get_piece(struct vg_rd *r, struct wk_image *im, uint32_t i)
 	if (form == VG_IMG_INLINE) {
 		p = vg_get_blob(r, VG_MSG_MAX, &n, &is_null);
 		if (r->err || is_null)
-			wk_fatal("malformed module image");
+			return -EPROTO;
 		__atomic_add_fetch(&wk_cache_stats.inline_bytes, n, __ATOMIC_RELAXED);
 		im->piece[i] = copy_aligned(p, n);
 		im->len[i] = n;
@@ -102,11 +106,11 @@ static int get_piece(struct vg_rd *r, struct wk_image *im, uint32_t i)
 		return 0;
 	}
 	if (form != VG_IMG_CACHED)
-		wk_fatal("malformed module image: piece form %u", form);
+		return -EPROTO;
 	p = vg_get_bytes(r, TP_SHA256_LEN);
 	n = vg_get_u32(r);
 	if (r->err || !n || n > VG_MSG_MAX)
-		wk_fatal("malformed module image reference");
+		return -EPROTO;
 	im->piece[i] = wk_cache_get(p, n, &mapped);
 	im->len[i] = n;
 	im->mapped[i] = (uint8_t)mapped;
@@ -115,27 +119,28 @@ static int get_piece(struct vg_rd *r, struct wk_image *im, uint32_t i)
 	return 0;
 }
 
-/* Decodes an image; NULL only when out of memory. */
+/* Decodes an image; NULL only when out of memory.  A malformed one ends the session. */
 static struct wk_image *get_image(struct vg_rd *r)
 {
 	struct wk_image *im = calloc(1, sizeof(*im));
 	uint32_t count, i;
-	int bad = !im;
+	int ret = 0;
 
-	if (im && get_piece(r, im, 0) < 0)
-		bad = 1;
-	if (im)
-		im->n = 1;
+	if (!im)
+		return NULL;
+	ret = get_piece(r, im, 0);
+	im->n = 1;
 	count = vg_get_u32(r);
-	if (r->err || count > VG_IMG_PIECES_MAX - 1)
-		wk_fatal("malformed module image list");
-	for (i = 1; i <= count && im; i++) {
-		if (get_piece(r, im, i) < 0)
-			bad = 1;
+	if (!ret && (r->err || count > VG_IMG_PIECES_MAX - 1))
+		ret = -EPROTO;
+	for (i = 1; i <= count && !ret; i++) {
+		ret = get_piece(r, im, i);
 		im->n = i + 1;
 	}
-	if (bad) {
+	if (ret < 0) {
 		image_free(im);
+		if (ret == -EPROTO)
+			wk_fatal("malformed module image");
 		return NULL;
 	}
 	if (getenv("VGPU_DUMP_DIR") && im->piece[0])
@@ -182,8 +187,10 @@ CUresult wk_op_module_load(struct vg_rd *r, struct vg_buf *out)
 	CUmodule mod = NULL;
 	CUresult res;
 
-	if (r->err || r->off != r->len || kind > VG_MOD_FATBIN)
+	if (r->err || r->off != r->len || kind > VG_MOD_FATBIN) {
+		image_free(im);
 		wk_fatal("malformed MODULE_LOAD");
+	}
 	if (!im)
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	if (im->nmissing) {
@@ -261,6 +268,63 @@ CUresult wk_op_func_info(struct vg_rd *r, struct vg_buf *out)
 	return res;
 }
 
+static void free_syms(char **names, void **addrs, uint32_t n)
+{
+	uint32_t i;
+
+	for (i = 0; names && i < n; i++)
+		free(names[i]);
+	free(names);
+	free(addrs);
+}
+
+/*
+ * What a loaded library keeps for the worker's life: its image (the driver
+ * may read it later, with lazy loading) and its symbol relocations.
+ */
+struct wk_kept {
+	struct wk_kept *next;
+	struct wk_image *im;
+	char **names;
+	void **addrs;
+};
+
+static struct wk_kept *kept;
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int keep(struct wk_image *im, char **names, void **addrs)
+{
+	struct wk_kept *k = malloc(sizeof(*k));
+
+	if (!k)
+		return -ENOMEM;
+	k->im = im;
+	k->names = names;
+	k->addrs = addrs;
+	pthread_mutex_lock(&kept_lock);
+	k->next = kept;
+	kept = k;
+	pthread_mutex_unlock(&kept_lock);
+	return 0;
+}
+
+/* A load that failed keeps nothing. */
+static void unkeep(const struct wk_image *im)
+{
+	struct wk_kept **pp, *k;
+
+	pthread_mutex_lock(&kept_lock);
+	for (pp = &kept; *pp; pp = &(*pp)->next) {
+		if ((*pp)->im == im) {
+			k = *pp;
+			*pp = k->next;
+			free(k);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&kept_lock);
+}
+
 /*
  * LIBRARY_LOAD: documented in libcuda/module.c.  The symbol names and
  * addresses are kept for the worker's life, like the image.
@@ -277,49 +341,68 @@ CUresult wk_op_library_load(struct vg_rd *r, struct vg_buf *out)
 	CUlibrary lib = NULL;
 	CUresult res;
 
-	if (r->err || nsyms > VG_GLOBAL_SYMS_MAX)
+	/* Each symbol takes at least 13 bytes: allocate only for what can be there. */
+	if (r->err || nsyms > VG_GLOBAL_SYMS_MAX || (uint64_t)nsyms * 13 > r->len - r->off) {
+		image_free(im);
 		wk_fatal("malformed LIBRARY_LOAD");
+	}
 	if (nsyms) {
 		names = calloc(nsyms, sizeof(*names));
 		addrs = calloc(nsyms, sizeof(*addrs));
-		if (!names || !addrs)
-			return CUDA_ERROR_OUT_OF_MEMORY;
+		if (!names || !addrs) {
+			res = CUDA_ERROR_OUT_OF_MEMORY;
+			goto err;
+		}
 	}
 	for (i = 0; i < nsyms; i++) {
 		uint32_t n = 0;
 		int is_null = 0;
 		const char *q = vg_get_blob(r, VG_STR_MAX, &n, &is_null);
 
-		if (r->err || is_null || n == 0 || q[n - 1] != '\0')
+		if (r->err || is_null || n == 0 || q[n - 1] != '\0') {
+			image_free(im);
+			free_syms(names, addrs, nsyms);
 			wk_fatal("malformed LIBRARY_LOAD symbol");
+		}
 		names[i] = strdup(q);
 		addrs[i] = (void *)(uintptr_t)vg_get_u64(r);
-		if (!names[i])
-			return CUDA_ERROR_OUT_OF_MEMORY;
+		if (!names[i]) {
+			res = CUDA_ERROR_OUT_OF_MEMORY;
+			goto err;
+		}
 	}
-	if (r->err || r->off != r->len)
+	if (r->err || r->off != r->len) {
+		image_free(im);
+		free_syms(names, addrs, nsyms);
 		wk_fatal("malformed LIBRARY_LOAD");
+	}
 	if (!im || im->nmissing) {
 		res = im ? ask_pieces(im, out) : CUDA_ERROR_OUT_OF_MEMORY;
-		for (i = 0; i < nsyms; i++)
-			free(names[i]);
-		free(names);
-		free(addrs);
-		image_free(im);
-		return res;
+		goto err;
 	}
 	vals[0] = names;
 	vals[1] = addrs;
 	vals[2] = (void *)(uintptr_t)nsyms;
-	res = WK_CALL(cuLibraryLoadData, &lib, image_data(im), nsyms ? opts : NULL, nsyms ? vals : NULL, nsyms ? 3 : 0,
-		      NULL, NULL, 0);
-	if (res != CUDA_SUCCESS)
-		return res;
+	if (keep(im, names, addrs) < 0) {
+		res = CUDA_ERROR_OUT_OF_MEMORY;
+		goto err;
+	}
+	res = WK_CALL(cuLibraryLoadData, &lib, image_data(im), nsyms ? opts : NULL, nsyms ? vals : NULL,
+		      nsyms ? 3 : 0, NULL, NULL, 0);
+	if (res != CUDA_SUCCESS) {
+		unkeep(im);
+		goto err;
+	}
 	proposed = wk_handle_register(lib, VG_H_CUlibrary, proposed);
 	if (!proposed)
 		wk_fatal("LIBRARY_LOAD with a bad proposed id");
+	/* The image and the symbols stay for the worker's life (lazy loading). */
 	vg_put_u64(out, proposed);
 	return CUDA_SUCCESS;
+err:
+	image_free(im);
+	free_syms(names, addrs, nsyms);
+	return res;
 }
 
 /* FUNC_NAME: u64 function or kernel id, u32 is_kernel.  Reply: blob name. */

@@ -2,7 +2,7 @@
  * vgpu-worker: serves one client process.
  *
  *   vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]
- *               [--nofd [--tcp]] [--secret-file FILE]
+ *               [--nofd [--tcp]] [--secret-file FILE] [--limits LIST]
  *
  * The control channel (fd N) carries HELLO/WELCOME, THREAD_OPEN and STATS;
  * every guest thread gets a socket pair and a host thread of its own.
@@ -65,7 +65,8 @@ void wk_fatal(const char *fmt, ...)
 static void usage(void)
 {
 	fprintf(stderr, "usage: vgpu-worker (--fd N | --warm N) (--driver PATH | --test-driver PATH) [--stats-dir DIR]\n"
-			"                   [--nofd [--tcp]] [--secret-file FILE] [--cache-dir DIR] [--cache-max BYTES]\n");
+			"                   [--nofd [--tcp]] [--secret-file FILE] [--cache-dir DIR] [--cache-max BYTES]\n"
+			"                   [--limits LIST]\n");
 	exit(2);
 }
 
@@ -185,7 +186,7 @@ static void *thread_main(void *arg)
 			continue;
 		}
 		pthread_mutex_lock(&t->rx_lock);
-		ret = tp_recv_msg(t->chan, &h, &t->in, VG_MSG_MAX, &t->fd_in);
+		ret = tp_recv_msg(t->chan, &h, &t->in, wk_limits_payload_max(), &t->fd_in);
 		noreply = ret == 0 && (h.flags & VG_F_NO_REPLY);
 		if (noreply)
 			t->busy_seq = h.seq;
@@ -259,6 +260,8 @@ static void *thread_main(void *arg)
 				wk_fatal("cannot map the guest's rings: %s", strerror(-ret));
 		}
 	}
+	if (!t->callback)
+		wk_limits_thread_exit();	/* the callback channel stays for the session */
 	return NULL;
 }
 
@@ -270,7 +273,7 @@ int wk_host_call(struct wk_thread *t, uint32_t op, const struct vg_buf *req, str
 	ret = tp_send_msg(t->chan, &h, req->p, req->len, -1);
 	if (ret < 0)
 		return ret;
-	ret = tp_recv_msg(t->chan, &h, rep, VG_MSG_MAX, NULL);
+	ret = tp_recv_msg(t->chan, &h, rep, wk_limits_payload_max(), NULL);
 	if (ret < 0)
 		return ret;
 	if (h.kind != VG_MSG_HOST_RETURN || h.op != op)
@@ -357,6 +360,11 @@ static int thread_open(const struct vg_hdr *in)
 	uint8_t payload[8];
 	int peer = -1, ret;
 
+	if (wk_limits_thread_enter() < 0) {
+		/* max_threads: this guest thread's calls fail; the session goes on. */
+		h.status = CUDA_ERROR_OUT_OF_MEMORY;
+		return tp_send_msg(ctl, &h, NULL, 0, -1);
+	}
 	if (nofd)
 		return thread_offer(in, ++next_tid);
 	ret = tp_unix_pair(&chan, &peer);
@@ -770,7 +778,7 @@ static int secret_read(const char *path)
 
 int main(int argc, char **argv)
 {
-	const char *driver = NULL, *secret_file = NULL, *cache_dir = NULL;
+	const char *driver = NULL, *secret_file = NULL, *cache_dir = NULL, *limits = NULL;
 	unsigned long long cache_max = WK_CACHE_MAX_DEFAULT;
 	int fd = -1, i, tcp = 0, ret = 1, warm_link = -1;
 	struct vg_hdr h;
@@ -800,11 +808,15 @@ int main(int argc, char **argv)
 			tcp = 1;
 		else if (!strcmp(argv[i], "--secret-file") && i + 1 < argc)
 			secret_file = argv[++i];
+		else if (!strcmp(argv[i], "--limits") && i + 1 < argc)
+			limits = argv[++i];
 		else
 			usage();
 	}
 	if ((fd < 0) == (warm_link < 0) || !driver)
 		usage();
+	if (wk_limits_init(limits) < 0)
+		return 2;
 	wk_cache_open(cache_dir, cache_max);
 	trace_calls = getenv("VGPU_TRACE") != NULL;
 	if (warm_link >= 0) {

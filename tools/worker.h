@@ -111,4 +111,23 @@ int wk_snapshot_prepare(void);
 /* 1 when [p, p+n) lies in pinned memory this client shared with us. */
 int wk_shm_contains(uint64_t p, uint64_t n);
 
+/*
+ * Per-client limits (wk_limits.c): device memory and streams accounted
+ * around every allocating call, channels counted, the message size bounded.
+ */
+struct wk_lim_note {		/* what wk_limits_pre decided, for wk_limits_post */
+	uint64_t bytes;		/* reserved, or taken off the ledger */
+	uint64_t key;
+	void *ctx;
+};
+int wk_limits_init(const char *arg);		/* --limits LIST, or NULL */
+size_t wk_limits_payload_max(void);		/* of one message, header excluded */
+int wk_limits_thread_enter(void);		/* 0, or -EMFILE at max_threads */
+void wk_limits_thread_exit(void);
+/* av: the libffi argument values of wk_generic (outputs: their buffers). */
+CUresult wk_limits_pre(int fn, void **av, struct wk_lim_note *n);
+CUresult wk_limits_post(int fn, void **av, CUresult res, struct wk_lim_note *n);
+CUresult wk_limits_vmm_pre(uint64_t bytes);
+void wk_limits_vmm_post(CUresult res, uint64_t handle, uint64_t bytes);
+
 #endif

@@ -11,9 +11,24 @@
  *   it-guest bulk MIB     a MIB MiB copy there and back (several chunks), checked;
  *                         the same copy into a too small allocation fails, and the
  *                         session goes on
+ *   it-guest load N       N rounds of allocations, copies both ways (synchronous and on a
+ *                         stream), memsets and launches of vg_vadd, vg_scale and vg_fill,
+ *                         every result checked
+ *   it-guest limits MEM STREAMS
+ *                         hits the daemon's max_device_memory (MEM bytes, a multiple of
+ *                         1 MiB, at least 4 MiB) and max_streams: each gets
+ *                         CUDA_ERROR_OUT_OF_MEMORY; frees and allocates again; what a
+ *                         destroyed context held is credited
+ *   it-guest hold BYTES FILE
+ *                         allocates BYTES, prints HOLDING, frees them once FILE exists
+ *   it-guest bigmsg BYTES CODE
+ *                         cuModuleLoadData of a BYTES-long image: must return CODE
+ *   it-guest threads N OK N threads hold a channel at once: OK of them may call, the
+ *                         others get CUDA_ERROR_DEVICE_UNAVAILABLE; then a new one may
  *
  * Exit status 0 when every check of the mode held, 1 otherwise.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +54,14 @@ CUresult cuModuleGetFunction(CUfunction *f, CUmodule m, const char *name);
 CUresult cuLaunchKernel(CUfunction f, unsigned int gx, unsigned int gy, unsigned int gz,
 			unsigned int bx, unsigned int by, unsigned int bz, unsigned int shmem,
 			CUstream s, void **params, void **extra);
+CUresult cuCtxSetCurrent(CUcontext ctx);
+CUresult cuStreamDestroy_v2(CUstream s);
+CUresult cuStreamSynchronize(CUstream s);
+CUresult cuModuleUnload(CUmodule m);
+CUresult cuMemAllocPitch_v2(CUdeviceptr *p, size_t *pitch, size_t w, size_t h, unsigned int elem);
+CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream s);
+CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s);
+CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n);
 
 /*
  * A module image the CPU test driver understands: it looks for the test
@@ -50,6 +73,24 @@ static const char it_ptx[] =
 	".address_size 64\n"
 	".visible .entry vg_sleep(\n"
 	"\t.param .u32 vg_sleep_param_0\n"
+	")\n"
+	"{\n"
+	"\tret;\n"
+	"}\n"
+	".visible .entry vg_vadd(\n"
+	"\t.param .u64 a, .param .u64 b, .param .u64 c, .param .u32 n\n"
+	")\n"
+	"{\n"
+	"\tret;\n"
+	"}\n"
+	".visible .entry vg_fill(\n"
+	"\t.param .u64 p, .param .u32 v, .param .u32 n\n"
+	")\n"
+	"{\n"
+	"\tret;\n"
+	"}\n"
+	".visible .entry vg_scale(\n"
+	"\t.param .u64 p, .param .f32 s, .param .u32 n\n"
 	")\n"
 	"{\n"
 	"\tret;\n"
@@ -266,6 +307,290 @@ static int mode_bulk(size_t mib)
 	return 0;
 }
 
+/* ---- load: what 16 clients at once do in the load test ---------------- */
+
+#define LOAD_N 4096
+
+static int expect_f32(const char *what, int round, const float *got, float (*want)(int, int))
+{
+	int i;
+
+	for (i = 0; i < LOAD_N; i++) {
+		if (got[i] != want(round, i)) {
+			printf("FAIL round %d: %s element %d is %g, want %g\n", round, what, i,
+			       (double)got[i], (double)want(round, i));
+			failed = 1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static float load_a(int round, int i) { return (float)(round + i); }
+static float load_b(int round, int i) { return (float)(2 * i - round); }
+static float load_sum(int round, int i) { return load_a(round, i) + load_b(round, i); }
+static float load_twice(int round, int i) { return 2.0f * load_sum(round, i); }
+
+static int load_round(CUfunction vadd, CUfunction fill, CUfunction scale, CUstream s, int round)
+{
+	static float a[LOAD_N], b[LOAD_N], out[LOAD_N];
+	static uint32_t words[LOAD_N];
+	CUdeviceptr da, db, dc;
+	unsigned int n = LOAD_N, v = 0x5eed0000u + (unsigned)round;
+	float two = 2.0f;
+	void *p_vadd[] = { &da, &db, &dc, &n }, *p_fill[] = { &db, &v, &n }, *p_scale[] = { &dc, &two, &n };
+	int i;
+
+	for (i = 0; i < LOAD_N; i++) {
+		a[i] = load_a(round, i);
+		b[i] = load_b(round, i);
+	}
+	MUST(cuMemAlloc_v2(&da, sizeof(a)));
+	MUST(cuMemAlloc_v2(&db, sizeof(b)));
+	MUST(cuMemAlloc_v2(&dc, sizeof(a)));
+	MUST(cuMemcpyHtoD_v2(da, a, sizeof(a)));
+	MUST(cuMemcpyHtoDAsync_v2(db, b, sizeof(b), s));
+	MUST(cuStreamSynchronize(s));
+	MUST(cuMemsetD32_v2(dc, 0xffffffffu, LOAD_N));
+	MUST(cuLaunchKernel(vadd, LOAD_N / 256, 1, 1, 256, 1, 1, 0, s, p_vadd, NULL));
+	MUST(cuMemcpyDtoHAsync_v2(out, dc, sizeof(out), s));
+	MUST(cuStreamSynchronize(s));
+	if (expect_f32("vg_vadd", round, out, load_sum))
+		return 1;
+	MUST(cuLaunchKernel(scale, LOAD_N / 256, 1, 1, 256, 1, 1, 0, NULL, p_scale, NULL));
+	MUST(cuMemcpyDtoH_v2(out, dc, sizeof(out)));
+	if (expect_f32("vg_scale", round, out, load_twice))
+		return 1;
+	MUST(cuLaunchKernel(fill, LOAD_N / 256, 1, 1, 256, 1, 1, 0, NULL, p_fill, NULL));
+	MUST(cuMemcpyDtoD_v2(da, db, sizeof(a)));
+	MUST(cuMemcpyDtoH_v2(words, da, sizeof(words)));
+	for (i = 0; i < LOAD_N; i++) {
+		if (words[i] != v) {
+			printf("FAIL round %d: vg_fill word %d is %#x\n", round, i, words[i]);
+			return 1;
+		}
+	}
+	MUST(cuMemFree_v2(da));
+	MUST(cuMemFree_v2(db));
+	MUST(cuMemFree_v2(dc));
+	return 0;
+}
+
+static int mode_load(int rounds)
+{
+	CUfunction vadd, fill, scale;
+	CUcontext ctx;
+	CUmodule mod;
+	CUstream s;
+	int i;
+
+	if (ctx_open(&ctx))
+		return 1;
+	MUST(cuModuleLoadData(&mod, it_ptx));
+	MUST(cuModuleGetFunction(&vadd, mod, "vg_vadd"));
+	MUST(cuModuleGetFunction(&fill, mod, "vg_fill"));
+	MUST(cuModuleGetFunction(&scale, mod, "vg_scale"));
+	MUST(cuStreamCreate(&s, 0));
+	for (i = 0; i < rounds; i++)
+		if (load_round(vadd, fill, scale, s, i))
+			return 1;
+	MUST(cuStreamDestroy_v2(s));
+	MUST(cuModuleUnload(mod));
+	MUST(cuCtxDestroy_v2(ctx));
+	printf("RESULT ok %d rounds\n", rounds);
+	return 0;
+}
+
+/* ---- limits ------------------------------------------------------------ */
+
+#define MiB (1ull << 20)
+
+static int limits_memory(uint64_t mem)
+{
+	CUdeviceptr a, b, c;
+	size_t pitch;
+
+	/* Up to the limit and one byte over. */
+	MUST(cuMemAlloc_v2(&a, mem - 2 * MiB));
+	check("an allocation past max_device_memory", cuMemAlloc_v2(&b, 3 * MiB), CUDA_ERROR_OUT_OF_MEMORY);
+	MUST(cuMemAlloc_v2(&b, 2 * MiB));
+	check("one byte past max_device_memory", cuMemAlloc_v2(&c, 1), CUDA_ERROR_OUT_OF_MEMORY);
+	/* Freed memory is credited. */
+	MUST(cuMemFree_v2(b));
+	MUST(cuMemAlloc_v2(&b, 2 * MiB));
+	MUST(cuMemFree_v2(a));
+	MUST(cuMemFree_v2(b));
+	/* Pitched allocations count too. */
+	check("a pitched allocation past the limit", cuMemAllocPitch_v2(&a, &pitch, mem / 2, 3, 4),
+	      CUDA_ERROR_OUT_OF_MEMORY);
+	MUST(cuMemAllocPitch_v2(&a, &pitch, 1000, 1000, 4));
+	check("an allocation past what the pitched one left",
+	      cuMemAlloc_v2(&b, mem - 1000 * 1000 + 1), CUDA_ERROR_OUT_OF_MEMORY);
+	MUST(cuMemFree_v2(a));
+	MUST(cuMemAlloc_v2(&a, mem));
+	MUST(cuMemFree_v2(a));
+	return failed;
+}
+
+static int limits_streams(unsigned int max)
+{
+	CUstream s[64], extra;
+	unsigned int i;
+
+	if (max > 63)
+		return 1;
+	for (i = 0; i < max; i++)
+		MUST(cuStreamCreate(&s[i], 0));
+	check("a stream past max_streams", cuStreamCreate(&extra, 0), CUDA_ERROR_OUT_OF_MEMORY);
+	if (max) {
+		MUST(cuStreamDestroy_v2(s[0]));
+		MUST(cuStreamCreate(&s[0], 0));
+	}
+	for (i = 0; i < max; i++)
+		MUST(cuStreamDestroy_v2(s[i]));
+	return failed;
+}
+
+/* A context destroyed with memory and streams in it gives them back. */
+static int limits_context(CUcontext main_ctx, uint64_t mem, unsigned int max)
+{
+	CUcontext ctx;
+	CUdeviceptr p;
+	CUstream s;
+	CUdevice dev;
+	unsigned int i;
+
+	MUST(cuDeviceGet(&dev, 0));
+	MUST(cuCtxCreate_v2(&ctx, 0, dev));
+	MUST(cuMemAlloc_v2(&p, mem));
+	for (i = 0; i < max; i++)
+		MUST(cuStreamCreate(&s, 0));
+	MUST(cuCtxDestroy_v2(ctx));
+	MUST(cuCtxSetCurrent(main_ctx));
+	MUST(cuMemAlloc_v2(&p, mem));
+	MUST(cuMemFree_v2(p));
+	return limits_streams(max);
+}
+
+static int mode_limits(uint64_t mem, unsigned int streams)
+{
+	CUcontext ctx;
+
+	if (mem < 4 * MiB || mem % MiB)
+		return 2;
+	if (ctx_open(&ctx) || limits_memory(mem) || limits_streams(streams) ||
+	    limits_context(ctx, mem, streams))
+		return 1;
+	MUST(cuCtxDestroy_v2(ctx));
+	if (failed)
+		return 1;
+	printf("RESULT ok\n");
+	return 0;
+}
+
+static int mode_hold(uint64_t bytes, const char *file)
+{
+	CUdeviceptr p;
+	CUcontext ctx;
+	int i;
+
+	if (ctx_open(&ctx))
+		return 1;
+	MUST(cuMemAlloc_v2(&p, bytes));
+	printf("HOLDING\n");
+	for (i = 0; i < 6000 && access(file, F_OK) != 0; i++)
+		usleep(10000);
+	MUST(cuMemFree_v2(p));
+	MUST(cuCtxDestroy_v2(ctx));
+	printf("RESULT ok\n");
+	return 0;
+}
+
+static int mode_bigmsg(size_t bytes, int want)
+{
+	CUcontext ctx;
+	CUmodule mod;
+	char *img;
+	CUresult r;
+
+	if (ctx_open(&ctx))
+		return 1;
+	img = malloc(bytes);
+	if (!img || bytes < sizeof(it_ptx) + 1)
+		return 1;
+	memset(img, ' ', bytes);
+	memcpy(img, it_ptx, sizeof(it_ptx) - 1);
+	img[bytes - 1] = '\0';
+	r = cuModuleLoadData(&mod, img);
+	printf("RESULT %d\n", (int)r);
+	free(img);
+	return check("cuModuleLoadData of a large image", r, (CUresult)want) ? 0 : 1;
+}
+
+/* ---- max_threads ---------------------------------------------------------- */
+
+struct th {
+	CUcontext ctx;
+	CUresult r;
+	pthread_barrier_t *bar;
+};
+
+static void *th_main(void *arg)
+{
+	struct th *t = arg;
+	CUdeviceptr p = 0;
+
+	t->r = cuCtxSetCurrent(t->ctx);
+	if (t->r == CUDA_SUCCESS)
+		t->r = cuMemAlloc_v2(&p, 4096);
+	pthread_barrier_wait(t->bar);	/* every thread holds its channel now */
+	if (t->r == CUDA_SUCCESS)
+		t->r = cuMemFree_v2(p);
+	return NULL;
+}
+
+static int mode_threads(int n, int want_ok)
+{
+	pthread_barrier_t bar;
+	pthread_t tid[64];
+	struct th t[64];
+	CUcontext ctx;
+	int i, ok = 0, unavailable = 0, tries;
+
+	if (n > 64 || ctx_open(&ctx))
+		return 1;
+	pthread_barrier_init(&bar, NULL, (unsigned)n);
+	for (i = 0; i < n; i++) {
+		t[i] = (struct th){ .ctx = ctx, .bar = &bar };
+		pthread_create(&tid[i], NULL, th_main, &t[i]);
+	}
+	for (i = 0; i < n; i++) {
+		pthread_join(tid[i], NULL);
+		ok += t[i].r == CUDA_SUCCESS;
+		unavailable += t[i].r == CUDA_ERROR_DEVICE_UNAVAILABLE;
+	}
+	printf("THREADS ok=%d unavailable=%d\n", ok, unavailable);
+	if (ok != want_ok || ok + unavailable != n) {
+		printf("FAIL %d of %d threads could call, want %d (and the others 46)\n", ok, n, want_ok);
+		return 1;
+	}
+	/* Their channels are gone with them: one more thread may call again. */
+	for (tries = 0; tries < 100; tries++) {
+		pthread_barrier_destroy(&bar);
+		pthread_barrier_init(&bar, NULL, 1);
+		t[0] = (struct th){ .ctx = ctx, .bar = &bar };
+		pthread_create(&tid[0], NULL, th_main, &t[0]);
+		pthread_join(tid[0], NULL);
+		if (t[0].r == CUDA_SUCCESS)
+			break;
+		usleep(20000);
+	}
+	MUST(t[0].r);
+	MUST(cuCtxDestroy_v2(ctx));
+	printf("RESULT ok\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -281,6 +606,17 @@ int main(int argc, char **argv)
 		return mode_bigmodule(argc == 3 ? argv[2] : "");
 	if (argc == 3 && !strcmp(argv[1], "bulk"))
 		return mode_bulk(strtoul(argv[2], NULL, 0));
-	fprintf(stderr, "usage: it-guest noserver | work N | leak | wait USEC | bigmodule [TAG] | bulk MIB\n");
+	if (argc == 3 && !strcmp(argv[1], "load"))
+		return mode_load(atoi(argv[2]));
+	if (argc == 4 && !strcmp(argv[1], "limits"))
+		return mode_limits(strtoull(argv[2], NULL, 0), (unsigned int)atoi(argv[3]));
+	if (argc == 4 && !strcmp(argv[1], "hold"))
+		return mode_hold(strtoull(argv[2], NULL, 0), argv[3]);
+	if (argc == 4 && !strcmp(argv[1], "bigmsg"))
+		return mode_bigmsg((size_t)strtoull(argv[2], NULL, 0), atoi(argv[3]));
+	if (argc == 4 && !strcmp(argv[1], "threads"))
+		return mode_threads(atoi(argv[2]), atoi(argv[3]));
+	fprintf(stderr, "usage: it-guest noserver | work N | leak | wait USEC | bigmodule [TAG] | bulk MIB |\n"
+		"                load N | limits MEM STREAMS | hold BYTES FILE | bigmsg BYTES CODE | threads N OK\n");
 	return 2;
 }
