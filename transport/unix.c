@@ -275,6 +275,8 @@ int tp_connect(const char *address, struct tp_chan **out)
 {
 	if (!strncmp(address, "unix:", 5))
 		return tp_unix_connect(address + 5, out);
+	if (!strncmp(address, "ivshmem:", 8))
+		return tp_ivshmem_connect(address + 8, out);
 	return -EPROTONOSUPPORT;
 }
 
