@@ -224,10 +224,38 @@ static void *tick_main(void *arg)
 	return NULL;
 }
 
+/*
+ * A forked child has no ticker thread and must not keep its parent's
+ * connections alive: it starts afresh.
+ */
+static void tick_prepare(void)
+{
+	pthread_mutex_lock(&tick_lock);
+}
+
+static void tick_parent(void)
+{
+	pthread_mutex_unlock(&tick_lock);
+}
+
+static void tick_child(void)
+{
+	tick_list = NULL;
+	tick_started = 0;
+	pthread_mutex_unlock(&tick_lock);
+}
+
+static void tick_once(void)
+{
+	pthread_atfork(tick_prepare, tick_parent, tick_child);
+}
+
 static int tick_add(struct iv_chan *c)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	int ret = 0;
 
+	pthread_once(&once, tick_once);
 	pthread_mutex_lock(&tick_lock);
 	if (!tick_started) {
 		pthread_attr_t a;
@@ -780,15 +808,21 @@ static int guest_claim(uint8_t *map, const struct iv_geom *g, uint32_t *slot, ui
 	struct iv_slot *s = NULL;
 	uint32_t k, st;
 
-	for (k = 0; k < g->nslots; k++) {
-		s = slot_at(map, g, k);
-		st = IV_FREE;
-		if (__atomic_compare_exchange_n(&s->state, &st, IV_CONNECTING, 0, __ATOMIC_SEQ_CST,
-						__ATOMIC_SEQ_CST))
+	/* Slots that were just closed are free again after the daemon's next tick. */
+	for (;;) {
+		for (k = 0; k < g->nslots; k++) {
+			s = slot_at(map, g, k);
+			st = IV_FREE;
+			if (__atomic_compare_exchange_n(&s->state, &st, IV_CONNECTING, 0, __ATOMIC_SEQ_CST,
+							__ATOMIC_SEQ_CST))
+				break;
+		}
+		if (k < g->nslots)
 			break;
+		if (mono_ns() - start > IV_NO_DAEMON_NS)
+			return -EAGAIN;		/* every slot is in use */
+		nap(1000 * 1000);
 	}
-	if (k == g->nslots)
-		return -EAGAIN;		/* every slot is in use */
 	*gen = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
 	__atomic_store_n(&s->guest_pid, (uint32_t)getpid(), __ATOMIC_RELAXED);
 	__atomic_fetch_add(&s->guest_beat, 1, __ATOMIC_RELAXED);

@@ -1,0 +1,561 @@
+/*
+ * ivshmem channels at the transport level, over a file standing in for
+ * BAR2: a guest process and the host (daemon + workers) in the test
+ * process.  Many connections at once, messages far larger than the rings,
+ * slots reused, a guest and a worker that die without closing, no daemon,
+ * an uninitialised region, and a guest that scribbles on its slot (only
+ * that connection ends).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include <cmocka.h>
+
+#include "tp.h"
+
+#define RING  4096u
+#define SIZE  (1u << 20)
+/* Room for exactly 8 slots of 4 KiB rings (3 pages each) after the header page. */
+#define SIZE8 (4096u + 8u * 12288u)
+
+static char path[256];
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint8_t pattern(uint64_t i, unsigned int salt)
+{
+	return (uint8_t)(i * 131 + (i >> 9) + salt * 7);
+}
+
+static int setup(void **state)
+{
+	int fd;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/vgpu-ivshmem-test.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	fd = mkstemp(path);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	setenv("VGPU_IVSHMEM_DEAD_MS", "600", 1);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	unlink(path);
+	return 0;
+}
+
+/* Accepts one slot within ms (the daemon's timer), or -1. */
+static int accept_slot(struct tp_ivshmem *r, unsigned int ms)
+{
+	uint64_t end = now_ms() + ms;
+	int k;
+
+	do {
+		k = tp_ivshmem_poll(r);
+		if (k >= 0)
+			return k;
+		usleep(1000);
+	} while (now_ms() < end);
+	return -1;
+}
+
+/* ---- an echo worker: 8-byte length, then that many bytes back --------- */
+
+struct echo {
+	struct tp_chan *c;
+	pthread_t t;
+	int ret;
+	uint64_t bytes;
+};
+
+static void *echo_main(void *arg)
+{
+	struct echo *e = arg;
+	uint8_t *buf = NULL;
+	uint64_t n;
+
+	for (;;) {
+		struct iovec v[2];
+
+		e->ret = e->c->ops->recv(e->c, &n, sizeof(n), NULL);
+		if (e->ret < 0 || n > (64u << 20))
+			break;
+		free(buf);
+		buf = malloc(n ? n : 1);
+		e->ret = e->c->ops->recv(e->c, buf, n, NULL);
+		if (e->ret < 0)
+			break;
+		v[0] = (struct iovec){ &n, sizeof(n) };
+		v[1] = (struct iovec){ buf, n };
+		e->ret = e->c->ops->send(e->c, v, 2, -1);
+		if (e->ret < 0)
+			break;
+		e->bytes += n;
+	}
+	free(buf);
+	return NULL;
+}
+
+static void echo_start(struct echo *e, struct tp_chan *c)
+{
+	memset(e, 0, sizeof(*e));
+	e->c = c;
+	assert_int_equal(pthread_create(&e->t, NULL, echo_main, e), 0);
+}
+
+/* In the guest: send n bytes of pattern salt, read them back, compare. */
+static int guest_roundtrip(struct tp_chan *c, uint64_t n, unsigned int salt)
+{
+	uint8_t *out = malloc(n ? n : 1), *in = malloc(n ? n : 1);
+	struct iovec v[2] = { { &n, sizeof(n) }, { out, n } };
+	uint64_t i, back = 0;
+	int ret;
+
+	for (i = 0; i < n; i++)
+		out[i] = pattern(i, salt);
+	ret = c->ops->send(c, v, 2, -1);
+	if (ret == 0)
+		ret = c->ops->recv(c, &back, sizeof(back), NULL);
+	if (ret == 0 && back != n)
+		ret = -EBADMSG;
+	if (ret == 0)
+		ret = c->ops->recv(c, in, n, NULL);
+	if (ret == 0 && memcmp(in, out, n) != 0)
+		ret = -EILSEQ;
+	free(out);
+	free(in);
+	return ret;
+}
+
+static pid_t fork_guest(int (*fn)(void *), void *arg)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(fn(arg));
+	return pid;
+}
+
+static int wait_exit(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- many connections, large messages, slots reused ------------------- */
+
+#define NCONN 6
+
+struct many_arg {
+	int rounds;
+};
+
+static void *guest_conn_main(void *arg)
+{
+	uintptr_t k = (uintptr_t)arg;
+	char addr[300];
+	struct tp_chan *c;
+	intptr_t bad = 0;
+	int i;
+
+	snprintf(addr, sizeof(addr), "ivshmem:file:%s", path);
+	if (tp_connect(addr, &c) < 0)
+		return (void *)1;
+	if (!tp_chan_is_ivshmem(c) || c->fd != -1)
+		bad = 2;
+	for (i = 0; i < 4 && !bad; i++) {
+		/* 0, 1 byte, exactly a ring, and 1 MiB + 13: wraps the ring hundreds of times. */
+		static const uint64_t sizes[] = { 0, 1, RING, (1u << 20) + 13 };
+
+		if (guest_roundtrip(c, sizes[i], (unsigned int)(k * 10 + (unsigned int)i)) < 0)
+			bad = 3;
+	}
+	tp_chan_destroy(c);
+	return (void *)bad;
+}
+
+/* One guest process with NCONN connections at once, each in a thread. */
+static int guest_many(void *arg)
+{
+	struct many_arg *a = arg;
+	pthread_t t[NCONN];
+	int r, k, bad = 0;
+
+	for (r = 0; r < a->rounds; r++) {
+		for (k = 0; k < NCONN; k++)
+			if (pthread_create(&t[k], NULL, guest_conn_main, (void *)(uintptr_t)k))
+				return 10;
+		for (k = 0; k < NCONN; k++) {
+			void *ret;
+
+			pthread_join(t[k], &ret);
+			if (ret)
+				bad = (int)(uintptr_t)ret;
+		}
+	}
+	return bad;
+}
+
+static void test_many_connections(void **state)
+{
+	struct many_arg a = { .rounds = 3 };
+	struct echo e[NCONN];
+	struct tp_ivshmem *r;
+	int round, k, n;
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(tp_ivshmem_region_create(path, SIZE8, RING, &r), 0);
+	/* A few slots more than one round needs, fewer than all rounds: they must be reused. */
+	assert_int_equal(tp_ivshmem_nslots(r), 8);
+	pid = fork_guest(guest_many, &a);
+	for (round = 0; round < a.rounds; round++) {
+		int slot[NCONN];
+
+		for (n = 0; n < NCONN; n++) {
+			struct tp_chan *c;
+
+			slot[n] = accept_slot(r, 5000);
+			assert_true(slot[n] >= 0);
+			assert_int_equal(tp_ivshmem_open_slot(path, (uint32_t)slot[n], RING, &c), 0);
+			echo_start(&e[n], c);
+		}
+		for (n = 0; n < NCONN; n++) {
+			pthread_join(e[n].t, NULL);
+			/* The guest closed: the worker sees the end of the stream. */
+			assert_int_equal(e[n].ret, -ECONNRESET);
+			assert_int_equal(e[n].bytes, 0 + 1 + RING + (1u << 20) + 13);
+			tp_chan_destroy(e[n].c);
+			tp_ivshmem_slot_release(r, (uint32_t)slot[n]);
+		}
+		/* The released slots are recycled by the next polls. */
+	}
+	assert_int_equal(wait_exit(pid), 0);
+	for (k = 0; k < 3; k++)
+		assert_int_equal(tp_ivshmem_poll(r), -EAGAIN);
+	tp_ivshmem_region_destroy(r);
+}
+
+/* ---- a second daemon, no daemon, no region ------------------------------ */
+
+static void test_no_daemon(void **state)
+{
+	struct tp_ivshmem *r, *r2;
+	struct tp_chan *c;
+	char addr[300];
+	uint64_t t0;
+	int fd;
+
+	(void)state;
+	snprintf(addr, sizeof(addr), "ivshmem:file:%s", path);
+	/* A region no daemon ever initialised. */
+	fd = open(path, O_RDWR | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, SIZE), 0);
+	close(fd);
+	assert_int_equal(tp_connect(addr, &c), -ENODEV);
+	assert_int_equal(tp_connect("ivshmem:file:/nonexistent/region", &c), -ENOENT);
+
+	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r), 0);
+	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r2), -EADDRINUSE);
+	/* Initialised, but nobody polls: refused after about 1.5 s, not a hang. */
+	t0 = now_ms();
+	assert_int_equal(tp_connect(addr, &c), -ECONNREFUSED);
+	assert_true(now_ms() - t0 < 4000);
+	/* The slot it tried is free again: the daemon, back, accepts the next guest. */
+	tp_ivshmem_region_destroy(r);
+	assert_int_equal(tp_ivshmem_region_create(path, 0, RING, &r), 0);
+	assert_int_equal(tp_ivshmem_poll(r), -EAGAIN);
+	tp_ivshmem_region_destroy(r);
+}
+
+/* ---- peers that die ---------------------------------------------------- */
+
+static int guest_dies(void *arg)
+{
+	char addr[300];
+	struct tp_chan *c;
+	uint64_t n = 1000;
+	struct iovec v = { &n, sizeof(n) };
+
+	(void)arg;
+	snprintf(addr, sizeof(addr), "ivshmem:file:%s", path);
+	if (tp_connect(addr, &c) < 0)
+		return 1;
+	/* Half a message, then gone without closing (as a VM that is killed). */
+	c->ops->send(c, &v, 1, -1);
+	usleep(300 * 1000);
+	raise(SIGKILL);
+	return 2;
+}
+
+static void test_guest_dies(void **state)
+{
+	struct tp_ivshmem *r;
+	struct echo e;
+	struct tp_chan *c;
+	uint64_t t0;
+	pid_t pid;
+	int k;
+
+	(void)state;
+	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r), 0);
+	pid = fork_guest(guest_dies, NULL);
+	k = accept_slot(r, 5000);
+	assert_true(k >= 0);
+	assert_int_equal(tp_ivshmem_open_slot(path, (uint32_t)k, RING, &c), 0);
+	t0 = now_ms();
+	echo_start(&e, c);
+	pthread_join(e.t, NULL);
+	/* Noticed by the silent heartbeat (600 ms here), not by a close. */
+	assert_int_equal(e.ret, -ECONNRESET);
+	assert_true(now_ms() - t0 >= 500 && now_ms() - t0 < 5000);
+	assert_int_equal(wait_exit(pid), 128 + SIGKILL);
+	tp_chan_destroy(c);
+	tp_ivshmem_slot_release(r, (uint32_t)k);
+	/* The dead guest's slot is recycled once its heartbeat has been still long enough. */
+	usleep(800 * 1000);
+	assert_int_equal(tp_ivshmem_poll(r), -EAGAIN);
+	tp_ivshmem_region_destroy(r);
+}
+
+static int guest_waits_reply(void *arg)
+{
+	char addr[300];
+	struct tp_chan *c;
+	uint64_t t0, n;
+	int ret;
+
+	(void)arg;
+	snprintf(addr, sizeof(addr), "ivshmem:file:%s", path);
+	if (tp_connect(addr, &c) < 0)
+		return 1;
+	t0 = now_ms();
+	ret = c->ops->recv(c, &n, sizeof(n), NULL);
+	if (ret != -ECONNRESET)
+		return 2;
+	if (now_ms() - t0 > 5000)
+		return 3;
+	tp_chan_destroy(c);
+	return 0;
+}
+
+static void test_worker_dies(void **state)
+{
+	struct tp_ivshmem *r;
+	pid_t guest, worker;
+	int k;
+
+	(void)state;
+	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r), 0);
+	guest = fork_guest(guest_waits_reply, NULL);
+	k = accept_slot(r, 5000);
+	assert_true(k >= 0);
+	worker = fork();
+	assert_true(worker >= 0);
+	if (worker == 0) {
+		struct tp_chan *c;
+
+		if (tp_ivshmem_open_slot(path, (uint32_t)k, RING, &c) < 0)
+			_exit(1);
+		usleep(200 * 1000);
+		raise(SIGKILL);
+	}
+	/* The daemon is not told: the guest notices the worker's heartbeat stop. */
+	assert_int_equal(wait_exit(worker), 128 + SIGKILL);
+	assert_int_equal(wait_exit(guest), 0);
+	tp_ivshmem_slot_release(r, (uint32_t)k);
+	tp_ivshmem_region_destroy(r);
+}
+
+/* ---- a guest that scribbles on its slot -------------------------------- */
+
+struct scribble_arg {
+	int mode;
+};
+
+/* Offsets a hostile guest would compute from the header it can read. */
+static uint8_t *slot_of(uint8_t *map, uint32_t k)
+{
+	uint32_t slot_bytes;
+
+	memcpy(&slot_bytes, map + 20, 4);
+	return map + 4096 + (size_t)k * slot_bytes;
+}
+
+static int guest_scribbles(void *arg)
+{
+	struct scribble_arg *a = arg;
+	char addr[300];
+	struct tp_chan *good, *bad;
+	uint8_t *map, *s;
+	int fd, i, k;
+
+	snprintf(addr, sizeof(addr), "ivshmem:file:%s", path);
+	if (tp_connect(addr, &good) < 0 || tp_connect(addr, &bad) < 0)
+		return 1;
+	fd = open(path, O_RDWR);
+	map = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return 2;
+	/* The second connection took the slot whose guest_pid is ours and is second. */
+	for (k = 0, i = 0; k < 64; k++) {
+		uint32_t pid;
+
+		s = slot_of(map, (uint32_t)k);
+		memcpy(&pid, s + 8, 4);
+		if (pid == (uint32_t)getpid() && ++i == 2)
+			break;
+	}
+	if (k == 64)
+		return 3;
+	if (a->mode == 0) {
+		/* Its guest->host ring claims more data than the ring holds. */
+		uint64_t head = 1ull << 40;
+
+		memcpy(s + 256, &head, 8);
+	} else if (a->mode == 1) {
+		/* Its host->guest ring: the guest "consumed" more than was sent. */
+		uint64_t tail = 1ull << 40;
+
+		memcpy(s + 256 + 128 + RING + 64, &tail, 8);
+		/* Then asks for an echo so the host writes. */
+		{
+			uint64_t n = 100;
+			uint8_t b[100] = { 0 };
+			struct iovec v[2] = { { &n, 8 }, { b, 100 } };
+
+			bad->ops->send(bad, v, 2, -1);
+		}
+	} else {
+		/* Random bytes over the whole slot. */
+		uint32_t slot_bytes;
+
+		memcpy(&slot_bytes, map + 20, 4);
+		srand(1);
+		for (i = 0; i < (int)slot_bytes; i++)
+			s[i] = (uint8_t)rand();
+	}
+	usleep(300 * 1000);
+	/* The other connection still works. */
+	if (guest_roundtrip(good, 100000, 5) < 0)
+		return 4;
+	tp_chan_destroy(good);
+	munmap(map, SIZE);
+	close(fd);
+	return 0;
+}
+
+static void scribble(int mode, int want1, int want2)
+{
+	struct scribble_arg a = { mode };
+	struct tp_ivshmem *r;
+	struct echo e[2];
+	int k[2], i;
+	pid_t pid;
+
+	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r), 0);
+	pid = fork_guest(guest_scribbles, &a);
+	for (i = 0; i < 2; i++) {
+		struct tp_chan *c;
+
+		k[i] = accept_slot(r, 5000);
+		assert_true(k[i] >= 0);
+		assert_int_equal(tp_ivshmem_open_slot(path, (uint32_t)k[i], RING, &c), 0);
+		echo_start(&e[i], c);
+	}
+	assert_int_equal(wait_exit(pid), 0);
+	for (i = 0; i < 2; i++) {
+		pthread_join(e[i].t, NULL);
+		tp_chan_destroy(e[i].c);
+		tp_ivshmem_slot_release(r, (uint32_t)k[i]);
+	}
+	/* The good connection ended when its guest went; the bad one as detected. */
+	assert_int_equal(e[0].ret, -ECONNRESET);
+	assert_true(e[1].ret == want1 || e[1].ret == want2);
+	/* The daemon goes on: a later poll neither crashes nor accepts garbage. */
+	for (i = 0; i < 3; i++)
+		assert_true(tp_ivshmem_poll(r) == -EAGAIN);
+	tp_ivshmem_region_destroy(r);
+}
+
+static void test_scribble_head(void **state)
+{
+	(void)state;
+	scribble(0, -EPROTO, -EPROTO);
+}
+
+static void test_scribble_tail(void **state)
+{
+	(void)state;
+	/* The host's send fails (-EPROTO); a worker ends the session on it. */
+	scribble(1, -EPROTO, -EPROTO);
+}
+
+static void test_scribble_random(void **state)
+{
+	(void)state;
+	/* A broken ring, or a slot that no longer looks open: either ends it. */
+	scribble(2, -EPROTO, -ECONNRESET);
+}
+
+static void test_parse_listen(void **state)
+{
+	char p[64];
+	uint64_t size;
+	uint32_t ring;
+
+	(void)state;
+	assert_int_equal(tp_ivshmem_parse_listen("/dev/shm/x", p, sizeof(p), &size, &ring), 0);
+	assert_string_equal(p, "/dev/shm/x");
+	assert_int_equal(size, 0);
+	assert_int_equal(ring, TP_IVSHMEM_RING_DEFAULT);
+	assert_int_equal(tp_ivshmem_parse_listen("/x,size=64M,ring=64K", p, sizeof(p), &size, &ring), 0);
+	assert_int_equal(size, 64ull << 20);
+	assert_int_equal(ring, 64u << 10);
+	assert_int_equal(tp_ivshmem_parse_listen("/x,size=", p, sizeof(p), &size, &ring), -EINVAL);
+	assert_int_equal(tp_ivshmem_parse_listen("/x,colour=red", p, sizeof(p), &size, &ring), -EINVAL);
+	assert_int_equal(tp_ivshmem_parse_listen(",size=1M", p, sizeof(p), &size, &ring), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_listen),
+		cmocka_unit_test_setup_teardown(test_many_connections, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_daemon, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_dies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_worker_dies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scribble_head, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scribble_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_scribble_random, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
