@@ -1,12 +1,17 @@
 /*
  * vgpud: the host daemon.
  *
- *   vgpud --listen unix:PATH [--driver PATH | --test-driver PATH]
+ *   vgpud --listen unix:PATH|ivshmem:PATH[,size=N][,ring=N]
+ *         [--driver PATH | --test-driver PATH]
  *         [--stats-dir DIR] [--worker PATH] [--foreground]
  *
  * It accepts connections and, for each, fork+execs one worker
  *   vgpu-worker --fd 3 (--driver PATH | --test-driver PATH) [--stats-dir DIR]
- * with the accepted socket as fd 3 and nothing else open but stdio.  The
+ * with the accepted socket as fd 3 and nothing else open but stdio.  On an
+ * ivshmem region (a file a VM's ivshmem device maps) a timer looks for
+ * slots guests claimed, and the worker gets
+ *   --ivshmem PATH --slot K --ring-bytes N
+ * instead of --fd 3.  The
  * daemon never loads CUDA (a child of a process that called cuInit cannot
  * use CUDA) and never reads a client's bytes: the worker does the
  * handshake, so a hostile client can only hurt its own worker.
@@ -47,7 +52,7 @@
 #define VD_WORKER_FD 3
 
 struct vd_opts {
-	const char *listen;	/* "unix:PATH" */
+	const char *listen;	/* "unix:PATH" or "ivshmem:PATH[,...]" */
 	const char *driver;	/* NVIDIA's driver or the test driver */
 	int test_driver;
 	const char *stats_dir;
@@ -56,6 +61,7 @@ struct vd_opts {
 
 static struct {
 	pid_t pid[VD_WORKERS_MAX];
+	int slot[VD_WORKERS_MAX];	/* the ivshmem slot it serves, or -1 */
 	int n;
 	int stopping;		/* we sent the SIGTERMs: they are no news */
 } workers;
@@ -64,16 +70,26 @@ static struct {
  * when the process is out of descriptors, so the client is told at once. */
 static int spare_fd = -1;
 
+/* The ivshmem region, when we listen on one. */
+static struct tp_ivshmem *region;
+static char region_path[PATH_MAX];
+static uint64_t region_size;
+static uint32_t region_ring;
+/* How often the daemon looks for new ivshmem connections. */
+#define VD_IVSHMEM_TICK_MS 5
+
 static char driver_buf[PATH_MAX];
 static char worker_buf[PATH_MAX];
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: vgpud --listen unix:PATH [--driver PATH | --test-driver PATH]\n"
+		"usage: vgpud --listen unix:PATH|ivshmem:PATH[,size=N] [--driver PATH | --test-driver PATH]\n"
 		"             [--stats-dir DIR] [--worker PATH] [--foreground]\n"
 		"\n"
 		"  --listen unix:PATH    where clients connect (VGPU_SERVER of the guests)\n"
+		"  --listen ivshmem:PATH[,size=64M][,ring=256K]\n"
+		"                        a region file backing VMs' ivshmem device (guests: ivshmem:BDF)\n"
 		"  --driver PATH         NVIDIA's libcuda.so.1 (default: VGPU_DRIVER, ldconfig, usual dirs)\n"
 		"  --test-driver PATH    the CPU test driver instead of a GPU (explicit opt-in)\n"
 		"  --stats-dir DIR       each worker writes DIR/worker-<pid>.stats at exit\n"
@@ -116,8 +132,17 @@ static int opts_parse(int argc, char **argv, struct vd_opts *o)
 		fprintf(stderr, "vgpud: --listen unix:PATH is required\n");
 		return -EINVAL;
 	}
+	if (!strncmp(o->listen, "ivshmem:", 8)) {
+		if (tp_ivshmem_parse_listen(o->listen + 8, region_path, sizeof(region_path), &region_size,
+					    &region_ring) < 0) {
+			fprintf(stderr, "vgpud: --listen %s: expected ivshmem:PATH[,size=N][,ring=N]\n", o->listen);
+			return -EINVAL;
+		}
+		return 0;
+	}
 	if (strncmp(o->listen, "unix:", 5) != 0 || !o->listen[5]) {
-		fprintf(stderr, "vgpud: --listen %s: only unix:PATH addresses are implemented\n", o->listen);
+		fprintf(stderr, "vgpud: --listen %s: only unix:PATH and ivshmem:PATH addresses are implemented\n",
+			o->listen);
 		return -EINVAL;
 	}
 	return 0;
@@ -207,8 +232,9 @@ static int listen_path_free(const char *address)
 
 /* ---- workers ----------------------------------------------------------- */
 
-static void workers_add(pid_t pid)
+static void workers_add(pid_t pid, int slot)
 {
+	workers.slot[workers.n] = slot;
 	workers.pid[workers.n++] = pid;
 }
 
@@ -218,7 +244,10 @@ static void workers_remove(pid_t pid)
 
 	for (i = 0; i < workers.n; i++) {
 		if (workers.pid[i] == pid) {
-			workers.pid[i] = workers.pid[--workers.n];
+			if (region && workers.slot[i] >= 0)
+				tp_ivshmem_slot_release(region, (uint32_t)workers.slot[i]);
+			workers.slot[i] = workers.slot[--workers.n];
+			workers.pid[i] = workers.pid[workers.n];
 			return;
 		}
 	}
@@ -248,16 +277,19 @@ static void workers_reap(void)
 }
 
 /* In the child, between fork and exec: async-signal-safe calls only. */
-static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int fd)
+static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int fd, const char *slot,
+						  const char *ring)
 {
-	const char *argv[10];
+	const char *argv[14];
 	sigset_t none;
 	int n = 0;
 
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
-	if (fd == VD_WORKER_FD) {
+	if (fd < 0) {
+		close_range(VD_WORKER_FD, ~0u, 0);
+	} else if (fd == VD_WORKER_FD) {
 		if (fcntl(fd, F_SETFD, 0) < 0)
 			_exit(127);
 	} else if (dup2(fd, VD_WORKER_FD) < 0) {
@@ -267,8 +299,17 @@ static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int f
 	 * socket, not other clients' connections. */
 	close_range(VD_WORKER_FD + 1, ~0u, 0);
 	argv[n++] = o->worker;
-	argv[n++] = "--fd";
-	argv[n++] = "3";
+	if (fd < 0) {
+		argv[n++] = "--ivshmem";
+		argv[n++] = region_path;
+		argv[n++] = "--slot";
+		argv[n++] = slot;
+		argv[n++] = "--ring-bytes";
+		argv[n++] = ring;
+	} else {
+		argv[n++] = "--fd";
+		argv[n++] = "3";
+	}
 	argv[n++] = o->test_driver ? "--test-driver" : "--driver";
 	argv[n++] = o->driver;
 	if (o->stats_dir) {
@@ -280,23 +321,31 @@ static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int f
 	_exit(127);
 }
 
-static void worker_start(const struct vd_opts *o, struct tp_chan *c)
+/* c: an accepted socket; or NULL and the ivshmem slot. */
+static void worker_start(const struct vd_opts *o, struct tp_chan *c, int slot)
 {
+	char slot_s[16], ring_s[16];
 	pid_t pid;
 
+	snprintf(slot_s, sizeof(slot_s), "%d", slot);
+	snprintf(ring_s, sizeof(ring_s), "%u", region_ring);
 	if (workers.n >= VD_WORKERS_MAX) {
 		VG_WARN("%d workers already running: connection refused", workers.n);
-		return;
+		goto refused;
 	}
 	pid = fork();
 	if (pid < 0) {
 		VG_ERR("cannot start a worker: fork: %s", strerror(errno));
-		return;
+		goto refused;
 	}
 	if (pid == 0)
-		worker_exec(o, c->fd);
-	workers_add(pid);
-	VG_INFO("client connected: worker %d", (int)pid);
+		worker_exec(o, c ? c->fd : -1, slot_s, ring_s);
+	workers_add(pid, c ? -1 : slot);
+	VG_INFO("client connected%s%s: worker %d", c ? "" : " on ivshmem slot ", c ? "" : slot_s, (int)pid);
+	return;
+refused:
+	if (!c)
+		tp_ivshmem_slot_release(region, (uint32_t)slot);
 }
 
 /* Stop every worker: SIGTERM, a grace period, then SIGKILL. */
@@ -329,7 +378,7 @@ static void accept_one(const struct vd_opts *o, int lfd)
 
 	ret = tp_unix_accept(lfd, &c);
 	if (ret == 0) {
-		worker_start(o, c);
+		worker_start(o, c, -1);
 		tp_chan_destroy(c);	/* the worker has its own copy */
 		return;
 	}
@@ -398,6 +447,49 @@ static int signals_handle(int sfd)
 			stop = 1;
 	}
 	return stop;
+}
+
+/*
+ * Serving an ivshmem region: no socket to poll, so a short timer looks for
+ * slots guests claimed (and keeps the daemon's heartbeat going, which tells
+ * guests that someone serves the region).
+ */
+static int serve_ivshmem(const struct vd_opts *o)
+{
+	struct pollfd pfd;
+	int sfd, ret, slot;
+
+	sfd = signals_open();
+	if (sfd < 0) {
+		fprintf(stderr, "vgpud: signals: %s\n", strerror(-sfd));
+		return 1;
+	}
+	ret = tp_ivshmem_region_create(region_path, region_size, region_ring, &region);
+	if (ret < 0) {
+		fprintf(stderr, "vgpud: cannot serve the ivshmem region %s: %s\n", region_path,
+			ret == -EADDRINUSE ? "another vgpud serves it" : strerror(-ret));
+		return 1;
+	}
+	VG_INFO("serving ivshmem region %s (%u connection slots); workers %s, %s %s", region_path,
+		tp_ivshmem_nslots(region), o->worker, o->test_driver ? "CPU test driver" : "driver", o->driver);
+	pfd = (struct pollfd){ .fd = sfd, .events = POLLIN };
+	for (;;) {
+		ret = poll(&pfd, 1, VD_IVSHMEM_TICK_MS);
+		if (ret < 0 && errno != EINTR) {
+			VG_ERR("poll: %s", strerror(errno));
+			break;
+		}
+		if (ret > 0 && (pfd.revents & POLLIN) && signals_handle(sfd))
+			break;
+		while ((slot = tp_ivshmem_poll(region)) >= 0)
+			worker_start(o, NULL, slot);
+	}
+	workers_stop();
+	tp_ivshmem_region_destroy(region);
+	region = NULL;
+	close(sfd);
+	VG_INFO("stopped");
+	return 0;
 }
 
 static int serve(const struct vd_opts *o)
@@ -491,5 +583,5 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vgpud: --stats-dir %s: %s\n", o.stats_dir, strerror(errno));
 		return 1;
 	}
-	return serve(&o);
+	return region_path[0] ? serve_ivshmem(&o) : serve(&o);
 }

@@ -2,6 +2,7 @@
  * vgpu-worker: serves one client process.
  *
  *   vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]
+ *   vgpu-worker --ivshmem PATH --slot K --ring-bytes N (--driver ... as above)
  *
  * The control channel (fd N) carries HELLO/WELCOME, THREAD_OPEN and STATS;
  * every guest thread gets a socket pair and a host thread of its own.  When
@@ -50,7 +51,8 @@ void wk_fatal(const char *fmt, ...)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]\n");
+	fprintf(stderr, "usage: vgpu-worker (--fd N | --ivshmem PATH --slot K --ring-bytes N)\n"
+			"                   (--driver PATH | --test-driver PATH) [--stats-dir DIR]\n");
 	exit(2);
 }
 
@@ -344,7 +346,8 @@ static int welcome(int32_t status, const char *text)
 {
 	struct vg_welcome w = {
 		.version = VG_WIRE_VERSION,
-		.caps = VG_CAP_SHM,
+		/* Rings and shared host memory need a kernel shared with the guest. */
+		.caps = tp_chan_is_ivshmem(ctl) ? 0 : VG_CAP_SHM,
 		.worker_pid = (uint32_t)getpid(),
 		.text = text,
 		.ntext = (uint32_t)strlen(text),
@@ -432,8 +435,12 @@ static void serve_control(void)
 		if (tp_recv_msg(ctl, &h, &b, VG_TEXT_MAX + 64, NULL) < 0)
 			break;
 		if (h.kind == VG_MSG_THREAD_OPEN) {
-			if (thread_open(&h) < 0)
+			int ret = thread_open(&h);
+
+			if (ret < 0) {
+				VG_ERR("ending the session: cannot open a thread channel: %s", strerror(-ret));
 				break;
+			}
 			continue;
 		}
 		VG_ERR("ending the session: message kind %u on the control channel", h.kind);
@@ -493,8 +500,9 @@ static void sanitize_environment(char **argv)
 
 int main(int argc, char **argv)
 {
-	const char *driver = NULL;
-	int fd = -1, i;
+	const char *driver = NULL, *ivshmem = NULL;
+	unsigned long slot = ~0ul, ring = 0;
+	int fd = -1, i, ret;
 
 	vg_log_set_component("vgpu-worker");
 	signal(SIGPIPE, SIG_IGN);
@@ -506,16 +514,31 @@ int main(int argc, char **argv)
 			driver = argv[++i];
 		else if (!strcmp(argv[i], "--test-driver") && i + 1 < argc)
 			driver = argv[++i], test_driver = 1;
+		else if (!strcmp(argv[i], "--ivshmem") && i + 1 < argc)
+			ivshmem = argv[++i];
+		else if (!strcmp(argv[i], "--slot") && i + 1 < argc)
+			slot = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--ring-bytes") && i + 1 < argc)
+			ring = strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--stats-dir") && i + 1 < argc)
 			wk.stats_dir = argv[++i];
 		else
 			usage();
 	}
-	if (fd < 0 || !driver)
+	if ((fd < 0) == !ivshmem || !driver)
 		usage();
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	if (tp_unix_wrap(fd, &ctl) < 0)
-		return 1;
+	if (ivshmem) {
+		ret = slot > UINT32_MAX || ring > UINT32_MAX ? -EINVAL :
+		      tp_ivshmem_open_slot(ivshmem, (uint32_t)slot, (uint32_t)ring, &ctl);
+		if (ret < 0) {
+			VG_ERR("cannot serve ivshmem slot %lu of %s: %s", slot, ivshmem, strerror(-ret));
+			return 1;
+		}
+	} else {
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		if (tp_unix_wrap(fd, &ctl) < 0)
+			return 1;
+	}
 	vg_htab_init(&wk.ids);
 	vg_htab_init(&wk.shm);
 	for (i = 0; i < VG_H_MAX; i++)
