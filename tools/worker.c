@@ -131,6 +131,8 @@ static void wait_ordered(struct wk_thread *self, uint64_t seq)
 			}
 			if (tp_chan_is_ring(t->chan))
 				n = tp_ring_peek(t->chan, hb, sizeof(hb)) ? (ssize_t)sizeof(hb) : 0;
+			else if (tp_chan_is_ivshmem(t->chan))
+				n = tp_ivshmem_peek(t->chan, hb, sizeof(hb)) ? (ssize_t)sizeof(hb) : 0;
 			else
 				n = recv(t->chan->fd, hb, sizeof(hb), MSG_PEEK | MSG_DONTWAIT);
 			if (n == (ssize_t)sizeof(hb) && vg_hdr_decode(hb, &h) == 0 &&
@@ -164,6 +166,9 @@ static void *thread_main(void *arg)
 		/* Wait outside the lock, so others may peek at what is queued. */
 		if (tp_chan_is_ring(t->chan)) {
 			if (tp_ring_wait_readable(t->chan) < 0)
+				break;
+		} else if (tp_chan_is_ivshmem(t->chan)) {
+			if (tp_ivshmem_wait_readable(t->chan) < 0)
 				break;
 		} else if (!tp_chan_spin(t->chan, 50) && poll(&pfd, 1, -1) < 0 && errno == EINTR) {
 			continue;
@@ -310,8 +315,12 @@ static void threads_stop(void)
 	struct wk_thread *t;
 
 	/* Ending the channels ends the threads once their current call returns. */
-	for (t = wk.threads; t; t = t->next)
-		shutdown(t->chan->fd, SHUT_RDWR);
+	for (t = wk.threads; t; t = t->next) {
+		if (tp_chan_is_ivshmem(t->chan))
+			tp_ivshmem_shutdown(t->chan);
+		else
+			shutdown(t->chan->fd, SHUT_RDWR);
+	}
 	for (t = wk.threads; t; t = t->next)
 		pthread_join(t->thread, NULL);
 }

@@ -123,6 +123,7 @@ struct iv_chan {
 	uint32_t size;
 	uint32_t gen;
 	int host;
+	int shut;			/* tp_ivshmem_shutdown() was called */
 	uint64_t *my_beat, *peer_beat;
 	struct iv_chan *tick_next;
 };
@@ -329,6 +330,8 @@ static int iv_wait(struct iv_chan *c, const uint64_t *idx, uint64_t seen)
 	for (;;) {
 		if (__atomic_load_n(idx, __ATOMIC_ACQUIRE) != seen)
 			return 0;
+		if (__atomic_load_n(&c->shut, __ATOMIC_ACQUIRE))
+			return -ECONNRESET;
 		if (now - start < IV_SPIN_NS) {
 			cpu_relax();
 			now = mono_ns();
@@ -452,6 +455,15 @@ static const struct tp_chan_ops iv_ops = {
 	.recv = iv_recv,
 	.destroy = iv_destroy,
 };
+
+void tp_ivshmem_shutdown(struct tp_chan *ch)
+{
+	struct iv_chan *c = (struct iv_chan *)ch;
+
+	__atomic_store_n(&c->shut, 1, __ATOMIC_RELEASE);
+	if (__atomic_load_n(&c->slot->gen, __ATOMIC_ACQUIRE) == c->gen)
+		__atomic_fetch_or(&c->slot->state, c->host ? IV_CLOSED_H : IV_CLOSED_G, __ATOMIC_SEQ_CST);
+}
 
 int tp_chan_is_ivshmem(const struct tp_chan *c)
 {

@@ -137,6 +137,9 @@ int tp_ivshmem_readable(struct tp_chan *c);
 int tp_ivshmem_peek(struct tp_chan *c, void *p, size_t n);
 /* Waits (spin, then sleeps) until there is something to read: 0, or -ECONNRESET. */
 int tp_ivshmem_wait_readable(struct tp_chan *c);
+/* Like shutdown(2) on a socket: the peer sees the end, and a wait of ours
+ * in another thread returns -ECONNRESET within a millisecond. */
+void tp_ivshmem_shutdown(struct tp_chan *c);
 
 /*
  * Message helpers on top of the raw operations.

@@ -366,8 +366,8 @@ int tp_chan_spin(struct tp_chan *c, unsigned int usec)
 	struct pollfd p = { .fd = c->fd, .events = POLLIN };
 	uint64_t end;
 
-	if (!usec)
-		return 0;
+	if (!usec || c->fd < 0)
+		return 0;	/* nothing to poll: the channel waits by itself */
 	end = mono_ns() + (uint64_t)usec * 1000;
 	do {
 		if (poll(&p, 1, 0) > 0)

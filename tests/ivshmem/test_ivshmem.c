@@ -525,6 +525,91 @@ static void test_scribble_random(void **state)
 	scribble(2, -EPROTO, -ECONNRESET);
 }
 
+/* ---- peek, readable, and a shutdown from another thread ---------------- */
+
+static int guest_sends_then_waits(void *arg)
+{
+	char addr[300];
+	struct tp_chan *c;
+	uint8_t msg[40], b;
+	struct iovec v = { msg, sizeof(msg) };
+	int i;
+
+	(void)arg;
+	snprintf(addr, sizeof(addr), "ivshmem:file:%s", path);
+	if (tp_connect(addr, &c) < 0)
+		return 1;
+	for (i = 0; i < (int)sizeof(msg); i++)
+		msg[i] = (uint8_t)i;
+	if (c->ops->send(c, &v, 1, -1) < 0)
+		return 2;
+	/* The host shuts its side down: we see the end, not a hang. */
+	if (c->ops->recv(c, &b, 1, NULL) != -ECONNRESET)
+		return 3;
+	tp_chan_destroy(c);
+	return 0;
+}
+
+struct waiter {
+	struct tp_chan *c;
+	int ret;
+};
+
+static void *wait_main(void *arg)
+{
+	struct waiter *w = arg;
+
+	__atomic_store_n(&w->ret, tp_ivshmem_wait_readable(w->c), __ATOMIC_RELEASE);
+	return NULL;
+}
+
+static void test_peek_shutdown(void **state)
+{
+	struct tp_ivshmem *r;
+	struct tp_chan *c;
+	struct waiter w;
+	pthread_t t;
+	uint8_t hb[32], all[40];
+	uint64_t t0;
+	pid_t pid;
+	int k, i;
+
+	(void)state;
+	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r), 0);
+	pid = fork_guest(guest_sends_then_waits, NULL);
+	k = accept_slot(r, 5000);
+	assert_true(k >= 0);
+	assert_int_equal(tp_ivshmem_open_slot(path, (uint32_t)k, RING, &c), 0);
+	assert_int_equal(tp_ivshmem_wait_readable(c), 0);
+	t0 = now_ms();
+	while (!tp_ivshmem_peek(c, all, sizeof(all)))
+		assert_true(now_ms() - t0 < 5000);
+	assert_true(tp_ivshmem_readable(c));
+	/* Peeking twice sees the same bytes; receiving consumes them. */
+	assert_int_equal(tp_ivshmem_peek(c, hb, sizeof(hb)), 1);
+	assert_memory_equal(hb, all, sizeof(hb));
+	assert_int_equal(tp_ivshmem_peek(c, all, sizeof(all) + 1), 0);
+	assert_int_equal(c->ops->recv(c, all, sizeof(all), NULL), 0);
+	for (i = 0; i < (int)sizeof(all); i++)
+		assert_int_equal(all[i], i);
+	assert_false(tp_ivshmem_readable(c));
+	/* Nothing more comes: a waiting thread is released by the shutdown. */
+	w.c = c;
+	w.ret = 1;
+	assert_int_equal(pthread_create(&t, NULL, wait_main, &w), 0);
+	usleep(100 * 1000);
+	assert_int_equal(__atomic_load_n(&w.ret, __ATOMIC_ACQUIRE), 1);
+	t0 = now_ms();
+	tp_ivshmem_shutdown(c);
+	pthread_join(t, NULL);
+	assert_int_equal(w.ret, -ECONNRESET);
+	assert_true(now_ms() - t0 < 200);
+	assert_int_equal(wait_exit(pid), 0);
+	tp_chan_destroy(c);
+	tp_ivshmem_slot_release(r, (uint32_t)k);
+	tp_ivshmem_region_destroy(r);
+}
+
 static void test_parse_listen(void **state)
 {
 	char p[64];
@@ -552,6 +637,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_no_daemon, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_dies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_dies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peek_shutdown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scribble_head, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scribble_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scribble_random, setup, teardown),
