@@ -32,9 +32,10 @@
  * that stays still for VGPU_IVSHMEM_DEAD_MS (default 10 s) while we wait
  * means the peer is gone.
  *
- * Memory type: data is written with plain stores, then a full fence, then
- * the index; that order holds on write-combining memory too (see README:
- * the guest maps resource2_wc where the kernel offers it).
+ * Memory type: data is written with plain stores, then the index with a
+ * sequentially consistent (locked) store; that order holds on
+ * write-combining memory too (see README: the guest maps resource2_wc where
+ * the kernel offers it).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -378,9 +379,12 @@ static int iv_write(struct iv_chan *c, const uint8_t *p, size_t n)
 		p += k;
 		n -= k;
 		c->c.bytes_sent += k;
-		/* The data is out (write-combining buffers too) before the index. */
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		__atomic_store_n(&t->head, head, __ATOMIC_RELEASE);
+		/*
+		 * Sequentially consistent: on x86 a locked instruction, which
+		 * also drains write-combining buffers, so the data is out
+		 * before the index even on a WC mapping.
+		 */
+		__atomic_store_n(&t->head, head, __ATOMIC_SEQ_CST);
 	}
 	return 0;
 }
@@ -432,8 +436,7 @@ static int iv_recv(struct tp_chan *ch, void *p, size_t n, int *fd)
 		n -= k;
 		c->c.bytes_received += k;
 		/* Our copies are done before the producer may reuse the space. */
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		__atomic_store_n(&t->tail, tail, __ATOMIC_RELEASE);
+		__atomic_store_n(&t->tail, tail, __ATOMIC_SEQ_CST);
 	}
 	return 0;
 }

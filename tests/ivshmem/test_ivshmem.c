@@ -150,13 +150,19 @@ static int guest_roundtrip(struct tp_chan *c, uint64_t n, unsigned int salt)
 	return ret;
 }
 
-static pid_t fork_guest(int (*fn)(void *), void *arg)
+/*
+ * Guests (and a worker) are other processes: this program again, with
+ * --role (fork+exec, so a threaded parent under TSan is no problem).
+ */
+static pid_t spawn(const char *role, const char *arg)
 {
 	pid_t pid = fork();
 
 	assert_true(pid >= 0);
-	if (pid == 0)
-		_exit(fn(arg));
+	if (pid == 0) {
+		execl("/proc/self/exe", "test-ivshmem", "--role", role, path, arg ? arg : "-", (char *)NULL);
+		_exit(127);
+	}
 	return pid;
 }
 
@@ -224,7 +230,7 @@ static int guest_many(void *arg)
 
 static void test_many_connections(void **state)
 {
-	struct many_arg a = { .rounds = 3 };
+	struct many_arg a = { .rounds = 3 };	/* as the guest's argument says */
 	struct echo e[NCONN];
 	struct tp_ivshmem *r;
 	int round, k, n;
@@ -234,7 +240,7 @@ static void test_many_connections(void **state)
 	assert_int_equal(tp_ivshmem_region_create(path, SIZE8, RING, &r), 0);
 	/* A few slots more than one round needs, fewer than all rounds: they must be reused. */
 	assert_int_equal(tp_ivshmem_nslots(r), 8);
-	pid = fork_guest(guest_many, &a);
+	pid = spawn("many", "3");
 	for (round = 0; round < a.rounds; round++) {
 		int slot[NCONN];
 
@@ -326,7 +332,7 @@ static void test_guest_dies(void **state)
 
 	(void)state;
 	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r), 0);
-	pid = fork_guest(guest_dies, NULL);
+	pid = spawn("dies", NULL);
 	k = accept_slot(r, 5000);
 	assert_true(k >= 0);
 	assert_int_equal(tp_ivshmem_open_slot(path, (uint32_t)k, RING, &c), 0);
@@ -370,23 +376,16 @@ static void test_worker_dies(void **state)
 {
 	struct tp_ivshmem *r;
 	pid_t guest, worker;
+	char slot[16];
 	int k;
 
 	(void)state;
 	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r), 0);
-	guest = fork_guest(guest_waits_reply, NULL);
+	guest = spawn("waits", NULL);
 	k = accept_slot(r, 5000);
 	assert_true(k >= 0);
-	worker = fork();
-	assert_true(worker >= 0);
-	if (worker == 0) {
-		struct tp_chan *c;
-
-		if (tp_ivshmem_open_slot(path, (uint32_t)k, RING, &c) < 0)
-			_exit(1);
-		usleep(200 * 1000);
-		raise(SIGKILL);
-	}
+	snprintf(slot, sizeof(slot), "%d", k);
+	worker = spawn("worker-dies", slot);
 	/* The daemon is not told: the guest notices the worker's heartbeat stop. */
 	assert_int_equal(wait_exit(worker), 128 + SIGKILL);
 	assert_int_equal(wait_exit(guest), 0);
@@ -474,14 +473,15 @@ static int guest_scribbles(void *arg)
 
 static void scribble(int mode, int want1, int want2)
 {
-	struct scribble_arg a = { mode };
+	char mode_s[16];
 	struct tp_ivshmem *r;
 	struct echo e[2];
 	int k[2], i;
 	pid_t pid;
 
 	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r), 0);
-	pid = fork_guest(guest_scribbles, &a);
+	snprintf(mode_s, sizeof(mode_s), "%d", mode);
+	pid = spawn("scribbles", mode_s);
 	for (i = 0; i < 2; i++) {
 		struct tp_chan *c;
 
@@ -576,7 +576,7 @@ static void test_peek_shutdown(void **state)
 
 	(void)state;
 	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r), 0);
-	pid = fork_guest(guest_sends_then_waits, NULL);
+	pid = spawn("sends", NULL);
 	k = accept_slot(r, 5000);
 	assert_true(k >= 0);
 	assert_int_equal(tp_ivshmem_open_slot(path, (uint32_t)k, RING, &c), 0);
@@ -629,7 +629,38 @@ static void test_parse_listen(void **state)
 	assert_int_equal(tp_ivshmem_parse_listen(",size=1M", p, sizeof(p), &size, &ring), -EINVAL);
 }
 
-int main(void)
+static int worker_dies(void *arg)
+{
+	struct tp_chan *c;
+
+	if (tp_ivshmem_open_slot(path, (uint32_t)atoi(arg), RING, &c) < 0)
+		return 1;
+	usleep(200 * 1000);
+	raise(SIGKILL);
+	return 2;
+}
+
+static int role_main(const char *role, const char *arg)
+{
+	struct many_arg m = { .rounds = atoi(arg) };
+	struct scribble_arg sa = { .mode = atoi(arg) };
+
+	if (!strcmp(role, "many"))
+		return guest_many(&m);
+	if (!strcmp(role, "dies"))
+		return guest_dies(NULL);
+	if (!strcmp(role, "waits"))
+		return guest_waits_reply(NULL);
+	if (!strcmp(role, "worker-dies"))
+		return worker_dies((void *)arg);
+	if (!strcmp(role, "scribbles"))
+		return guest_scribbles(&sa);
+	if (!strcmp(role, "sends"))
+		return guest_sends_then_waits(NULL);
+	return 99;
+}
+
+int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_listen),
@@ -643,5 +674,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_scribble_random, setup, teardown),
 	};
 
+	if (argc == 5 && !strcmp(argv[1], "--role")) {
+		snprintf(path, sizeof(path), "%s", argv[3]);
+		return role_main(argv[2], argv[4]);
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
