@@ -26,8 +26,8 @@
  * decodes them.
  *
  * Wake-ups are by polling (a futex does not cross the VM boundary): spin,
- * then sleep with a doubling length up to IV_NAP_MAX_NS, so latency stays
- * bounded.  A peer that dies is noticed by its heartbeat: a thread in each
+ * then spin yielding the CPU, then sleep with a doubling length up to
+ * IV_NAP_MAX_NS, so latency stays bounded.  A peer that dies is noticed by its heartbeat: a thread in each
  * process bumps its side's word of every open slot every IV_BEAT_NS; a word
  * that stays still for VGPU_IVSHMEM_DEAD_MS (default 10 s) while we wait
  * means the peer is gone.
@@ -70,7 +70,8 @@
 
 #define IV_BEAT_NS      (100ull * 1000000)
 #define IV_DEAD_MS_DEFAULT 10000u
-#define IV_SPIN_NS      (50ull * 1000)
+#define IV_SPIN_NS      (20ull * 1000)	/* pure spinning */
+#define IV_YIELD_NS     (200ull * 1000)	/* then spinning with sched_yield() */
 #define IV_NAP_MIN_NS   (10ull * 1000)
 #define IV_NAP_MAX_NS   (1000ull * 1000)
 /* How long a guest waits for a daemon that does not beat before giving up. */
@@ -333,8 +334,12 @@ static int iv_wait(struct iv_chan *c, const uint64_t *idx, uint64_t seen)
 			return 0;
 		if (__atomic_load_n(&c->shut, __ATOMIC_ACQUIRE))
 			return -ECONNRESET;
-		if (now - start < IV_SPIN_NS) {
-			cpu_relax();
+		if (now - start < IV_YIELD_NS) {
+			/* Yielding lets a peer that shares our CPU (a small VM) run. */
+			if (now - start < IV_SPIN_NS)
+				cpu_relax();
+			else
+				sched_yield();
 			now = mono_ns();
 			continue;
 		}

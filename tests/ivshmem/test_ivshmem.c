@@ -640,6 +640,78 @@ static int worker_dies(void *arg)
 	return 2;
 }
 
+/*
+ * Not a test: `test-ivshmem --bench [RING]` prints round trips and
+ * throughput over ivshmem (a file on this host; guest and worker are
+ * threads) beside a unix socket pair.
+ */
+static void *bench_connect(void *arg)
+{
+	struct tp_chan **c = arg;
+	char addr[300];
+
+	snprintf(addr, sizeof(addr), "ivshmem:file:%s", path);
+	if (tp_connect(addr, c) < 0)
+		*c = NULL;
+	return NULL;
+}
+
+static double bench_run(struct tp_chan *g, int n, uint64_t bytes)
+{
+	struct timespec a, b;
+	int i;
+
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (i = 0; i < n; i++)
+		if (guest_roundtrip(g, bytes, 1) < 0)
+			return -1;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return ((double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec)) / n;
+}
+
+static void bench_print(const char *what, struct tp_chan *g)
+{
+	double lat = bench_run(g, 20000, 56), big = bench_run(g, 64, 4u << 20);
+
+	printf("%-8s round trip of 64 bytes: %8.2f us   4 MiB each way: %8.2f ms (%.2f GB/s)\n", what,
+	       lat / 1e3, big / 1e6, 2.0 * (4u << 20) / big);
+}
+
+static int bench(uint32_t ring)
+{
+	struct tp_chan *g = NULL, *h, *a, *b;
+	struct tp_ivshmem *r;
+	struct echo e, f;
+	pthread_t t;
+	int k, bfd;
+
+	if (setup(NULL) < 0 || tp_ivshmem_region_create(path, 64u << 20, ring, &r) < 0)
+		return 1;
+	pthread_create(&t, NULL, bench_connect, &g);
+	k = accept_slot(r, 5000);
+	if (k < 0 || tp_ivshmem_open_slot(path, (uint32_t)k, ring, &h) < 0)
+		return 1;
+	echo_start(&e, h);
+	pthread_join(t, NULL);
+	if (!g)
+		return 1;
+	printf("ivshmem ring %u KiB\n", ring >> 10);
+	bench_print("ivshmem", g);
+	tp_chan_destroy(g);
+	pthread_join(e.t, NULL);
+	tp_chan_destroy(h);
+	tp_ivshmem_region_destroy(r);
+	teardown(NULL);
+	if (tp_unix_pair(&a, &bfd) < 0 || tp_unix_wrap(bfd, &b) < 0)
+		return 1;
+	echo_start(&f, b);
+	bench_print("unix", a);
+	tp_chan_destroy(a);
+	pthread_join(f.t, NULL);
+	tp_chan_destroy(b);
+	return 0;
+}
+
 static int role_main(const char *role, const char *arg)
 {
 	struct many_arg m = { .rounds = atoi(arg) };
@@ -674,6 +746,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_scribble_random, setup, teardown),
 	};
 
+	if (argc >= 2 && !strcmp(argv[1], "--bench"))
+		return bench(argc > 2 ? (uint32_t)strtoul(argv[2], NULL, 0) : TP_IVSHMEM_RING_DEFAULT);
 	if (argc == 5 && !strcmp(argv[1], "--role")) {
 		snprintf(path, sizeof(path), "%s", argv[3]);
 		return role_main(argv[2], argv[4]);
