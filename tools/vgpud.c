@@ -238,13 +238,18 @@ static void workers_add(pid_t pid, int slot)
 	workers.pid[workers.n++] = pid;
 }
 
-static void workers_remove(pid_t pid)
+static void workers_remove(pid_t pid, int status)
 {
 	int i;
 
 	for (i = 0; i < workers.n; i++) {
 		if (workers.pid[i] == pid) {
-			if (region && workers.slot[i] >= 0)
+			/* A worker that handed its slot to another one (a thread
+			 * channel) leaves it open; else its slot is done. */
+			if (region && workers.slot[i] >= 0 && WIFEXITED(status) &&
+			    WEXITSTATUS(status) == TP_IVSHMEM_EXIT_HANDED_OFF)
+				tp_ivshmem_slot_adopted(region, (uint32_t)workers.slot[i]);
+			else if (region && workers.slot[i] >= 0)
 				tp_ivshmem_slot_release(region, (uint32_t)workers.slot[i]);
 			workers.slot[i] = workers.slot[--workers.n];
 			workers.pid[i] = workers.pid[workers.n];
@@ -264,7 +269,7 @@ static void workers_reap(void)
 			continue;
 		if (pid <= 0)
 			return;
-		workers_remove(pid);
+		workers_remove(pid, status);
 		if (WIFSIGNALED(status) && !(workers.stopping && WTERMSIG(status) == SIGTERM))
 			VG_WARN("worker %d ended by signal %d", (int)pid, WTERMSIG(status));
 		else if (WIFSIGNALED(status))

@@ -125,6 +125,9 @@ struct iv_chan {
 	uint32_t size;
 	uint32_t gen;
 	int host;
+	int region_fd;			/* host: the region file, for a hand-off; else -1 */
+	uint32_t slot_no;
+	int handed;			/* exported to another process: not ours to close */
 	int shut;			/* tp_ivshmem_shutdown() was called */
 	uint64_t *my_beat, *peer_beat;
 	struct iv_chan *tick_next;
@@ -139,7 +142,8 @@ struct tp_ivshmem {
 	struct {
 		uint8_t busy;		/* a worker serves it */
 		uint8_t draining;	/* the worker went; the guest has not closed yet */
-		uint64_t guest_beat, seen_at;
+		uint8_t adopted;	/* handed to a worker we do not know */
+		uint64_t guest_beat, host_beat, seen_at;
 	} *slots;
 };
 
@@ -451,9 +455,11 @@ static void iv_destroy(struct tp_chan *ch)
 	struct iv_chan *c = (struct iv_chan *)ch;
 
 	tick_remove(c);
-	if (__atomic_load_n(&c->slot->gen, __ATOMIC_ACQUIRE) == c->gen)
+	if (!c->handed && __atomic_load_n(&c->slot->gen, __ATOMIC_ACQUIRE) == c->gen)
 		__atomic_fetch_or(&c->slot->state, c->host ? IV_CLOSED_H : IV_CLOSED_G, __ATOMIC_SEQ_CST);
 	munmap(c->map, c->map_len);
+	if (c->region_fd >= 0)
+		close(c->region_fd);
 	free(c);
 }
 
@@ -511,8 +517,8 @@ int tp_ivshmem_wait_readable(struct tp_chan *ch)
 	return iv_wait(c, &c->rx->head, head);
 }
 
-static int chan_make(uint8_t *map, size_t len, const struct iv_geom *g, uint32_t k, int host, uint32_t gen,
-		     struct tp_chan **out)
+static int chan_make(uint8_t *map, size_t len, int region_fd, const struct iv_geom *g, uint32_t k, int host,
+		     uint32_t gen, struct tp_chan **out)
 {
 	struct iv_chan *c = calloc(1, sizeof(*c));
 	struct iv_ring *g2h, *h2g;
@@ -520,6 +526,8 @@ static int chan_make(uint8_t *map, size_t len, const struct iv_geom *g, uint32_t
 
 	if (!c)
 		return -ENOMEM;
+	c->region_fd = region_fd;
+	c->slot_no = k;
 	c->map = map;
 	c->map_len = len;
 	c->slot = slot_at(map, g, k);
@@ -595,6 +603,7 @@ static void slot_reset(struct tp_ivshmem *r, uint32_t k)
 	__atomic_store_n(&s->state, IV_FREE, __ATOMIC_SEQ_CST);
 	r->slots[k].busy = 0;
 	r->slots[k].draining = 0;
+	r->slots[k].adopted = 0;
 }
 
 int tp_ivshmem_region_create(const char *path, uint64_t size, uint32_t ring_bytes, struct tp_ivshmem **out)
@@ -708,6 +717,21 @@ int tp_ivshmem_poll(struct tp_ivshmem *r)
 		struct iv_slot *s = slot_at(r->map, &r->g, k);
 		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 
+		if (r->slots[k].adopted) {
+			uint64_t b = __atomic_load_n(&s->host_beat, __ATOMIC_RELAXED);
+
+			if (b != r->slots[k].host_beat) {
+				r->slots[k].host_beat = b;
+				r->slots[k].seen_at = now;
+			}
+			/* Its worker closed it, or died (its heartbeat stopped). */
+			if ((st & IV_CLOSED_H) || (st & IV_PHASE_MASK) != IV_ACCEPTED ||
+			    now - r->slots[k].seen_at > limit) {
+				r->slots[k].adopted = 0;
+				tp_ivshmem_slot_release(r, k);
+			}
+			continue;
+		}
 		if (r->slots[k].draining) {
 			uint64_t b = __atomic_load_n(&s->guest_beat, __ATOMIC_RELAXED);
 
@@ -745,38 +769,130 @@ void tp_ivshmem_slot_release(struct tp_ivshmem *r, uint32_t k)
 	r->slots[k].seen_at = mono_ns();
 }
 
+void tp_ivshmem_slot_adopted(struct tp_ivshmem *r, uint32_t k)
+{
+	struct iv_slot *s;
+
+	if (k >= r->g.nslots || !r->slots[k].busy || r->slots[k].draining)
+		return;
+	s = slot_at(r->map, &r->g, k);
+	r->slots[k].adopted = 1;
+	r->slots[k].host_beat = __atomic_load_n(&s->host_beat, __ATOMIC_RELAXED);
+	r->slots[k].seen_at = mono_ns();
+}
+
 /* ---- the host: one worker's slot --------------------------------------- */
 
-int tp_ivshmem_open_slot(const char *path, uint32_t k, uint32_t ring_bytes, struct tp_chan **out)
+/*
+ * The host's end of slot k of the region open at fd (taken on success).
+ * gen: the generation it must have, or ~0u for the current one.
+ */
+static int host_chan(int fd, uint32_t k, uint32_t ring_bytes, uint32_t gen, struct tp_chan **out)
 {
 	struct iv_geom g;
 	struct iv_slot *s;
-	uint8_t *map = NULL;
+	struct stat st;
+	uint8_t *map;
 	size_t len;
+	uint32_t state;
 	int ret;
 
-	ret = map_file(path, O_RDWR, &map, &len, NULL);
-	if (ret < 0)
-		return ret;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	len = (size_t)st.st_size;
 	/* Geometry from what the daemon told us and the file's size, never the header. */
 	ret = geom_compute(len, ring_bytes, &g);
 	if (ret == 0 && k >= g.nslots)
 		ret = -ERANGE;
 	if (ret < 0)
-		goto err;
+		return ret;
+	map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (map == MAP_FAILED)
+		return -errno;
 	s = slot_at(map, &g, k);
-	if ((__atomic_load_n(&s->state, __ATOMIC_ACQUIRE) & IV_PHASE_MASK) != IV_ACCEPTED) {
+	state = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+	if (gen == ~0u)
+		gen = __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE);
+	if ((state & IV_PHASE_MASK) != IV_ACCEPTED || (state & (IV_CLOSED_G | IV_CLOSED_H)) ||
+	    __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE) != gen) {
 		ret = -ECONNRESET;	/* the guest already went */
 		goto err;
 	}
-	ret = chan_make(map, len, &g, k, 1, __atomic_load_n(&s->gen, __ATOMIC_ACQUIRE), out);
+	ret = chan_make(map, len, fd, &g, k, 1, gen, out);
 	if (ret < 0)
 		goto err;
 	return 0;
 err:
-	if (map)
-		munmap(map, len);
+	munmap(map, len);
 	return ret;
+}
+
+int tp_ivshmem_open_slot(const char *path, uint32_t k, uint32_t ring_bytes, struct tp_chan **out)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = host_chan(fd, k, ring_bytes, ~0u, out);
+	if (ret < 0)
+		close(fd);
+	return ret;
+}
+
+static void put_le(uint8_t *p, uint64_t v, int n)
+{
+	int i;
+
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t get_le(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+	int i;
+
+	for (i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+/*
+ * ref: slot u32, ring bytes u32, generation u32, bytes sent u64, bytes
+ * received u64 (where the streams stand), little-endian.
+ */
+int tp_ivshmem_export(struct tp_chan *ch, int *fd, uint8_t ref[TP_IVSHMEM_REF_SIZE])
+{
+	struct iv_chan *c = (struct iv_chan *)ch;
+
+	if (!tp_chan_is_ivshmem(ch) || !c->host || c->region_fd < 0)
+		return -EINVAL;
+	put_le(ref, c->slot_no, 4);
+	put_le(ref + 4, c->size, 4);
+	put_le(ref + 8, c->gen, 4);
+	put_le(ref + 12, c->c.bytes_sent, 8);
+	put_le(ref + 20, c->c.bytes_received, 8);
+	c->handed = 1;
+	*fd = c->region_fd;
+	return 0;
+}
+
+int tp_ivshmem_import(int fd, const uint8_t *ref, size_t n, struct tp_chan **out)
+{
+	uint64_t sent, received;
+	int ret;
+
+	if (n != TP_IVSHMEM_REF_SIZE || get_le(ref + 4, 4) > UINT32_MAX)
+		return -EINVAL;
+	sent = get_le(ref + 12, 8);
+	received = get_le(ref + 20, 8);
+	ret = host_chan(fd, (uint32_t)get_le(ref, 4), (uint32_t)get_le(ref + 4, 4), (uint32_t)get_le(ref + 8, 4),
+			out);
+	if (ret < 0)
+		return ret;
+	(*out)->bytes_sent = sent;
+	(*out)->bytes_received = received;
+	return 0;
 }
 
 /* ---- the guest --------------------------------------------------------- */
@@ -891,7 +1007,7 @@ int tp_ivshmem_connect(const char *spec, struct tp_chan **out)
 	if (ret == 0)
 		ret = guest_claim(map, &g, &k, &gen);
 	if (ret == 0)
-		ret = chan_make(map, len, &g, k, 0, gen, out);
+		ret = chan_make(map, len, -1, &g, k, 0, gen, out);
 	if (ret < 0 && map)
 		munmap(map, len);
 	return ret;

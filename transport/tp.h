@@ -129,6 +129,21 @@ uint32_t tp_ivshmem_nslots(const struct tp_ivshmem *r);
 int tp_ivshmem_poll(struct tp_ivshmem *r);
 void tp_ivshmem_slot_release(struct tp_ivshmem *r, uint32_t slot);
 int tp_ivshmem_open_slot(const char *path, uint32_t slot, uint32_t ring_bytes, struct tp_chan **out);
+/*
+ * Handing a connection to another worker (thread channels opened by a new
+ * connection): tp_ivshmem_export gives the region's descriptor (still owned
+ * by c, which must stay alive until it was sent) and a reference to the slot
+ * and where its streams stand; c no longer closes the slot when destroyed.
+ * tp_ivshmem_import in the other process takes the descriptor on success.
+ * The exporting worker then exits with TP_IVSHMEM_EXIT_HANDED_OFF, and the
+ * daemon calls tp_ivshmem_slot_adopted instead of tp_ivshmem_slot_release:
+ * it then frees the slot when the new owner closes it or stops beating.
+ */
+#define TP_IVSHMEM_REF_SIZE 28
+#define TP_IVSHMEM_EXIT_HANDED_OFF 79
+int tp_ivshmem_export(struct tp_chan *c, int *fd, uint8_t ref[TP_IVSHMEM_REF_SIZE]);
+int tp_ivshmem_import(int fd, const uint8_t *ref, size_t n, struct tp_chan **out);
+void tp_ivshmem_slot_adopted(struct tp_ivshmem *r, uint32_t slot);
 /* "PATH[,size=N][,ring=N]" (K, M, G suffixes) of `vgpud --listen ivshmem:...`. */
 int tp_ivshmem_parse_listen(const char *spec, char *path, size_t pathlen, uint64_t *size, uint32_t *ring);
 int tp_chan_is_ivshmem(const struct tp_chan *c);

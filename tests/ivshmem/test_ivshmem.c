@@ -610,6 +610,140 @@ static void test_peek_shutdown(void **state)
 	tp_ivshmem_region_destroy(r);
 }
 
+/* ---- a connection handed from one worker process to another ----------- */
+
+static int guest_handoff(void *arg)
+{
+	char addr[300];
+	struct tp_chan *c;
+	int i;
+
+	(void)arg;
+	snprintf(addr, sizeof(addr), "ivshmem:file:%s", path);
+	if (tp_connect(addr, &c) < 0)
+		return 1;
+	/* The first round trip is served by one worker, the others by the next. */
+	for (i = 0; i < 3; i++)
+		if (guest_roundtrip(c, 70000, (unsigned int)i) < 0)
+			return 2 + i;
+	tp_chan_destroy(c);
+	return 0;
+}
+
+static int echo_once(struct tp_chan *c)
+{
+	uint64_t n;
+	uint8_t *buf;
+	struct iovec v[2];
+	int ret;
+
+	ret = c->ops->recv(c, &n, sizeof(n), NULL);
+	if (ret < 0 || n > (1u << 20))
+		return -EPROTO;
+	buf = malloc(n);
+	ret = c->ops->recv(c, buf, n, NULL);
+	v[0] = (struct iovec){ &n, sizeof(n) };
+	v[1] = (struct iovec){ buf, n };
+	if (ret == 0)
+		ret = c->ops->send(c, v, 2, -1);
+	free(buf);
+	return ret;
+}
+
+/* The adopting worker: argv "FD:HEXREF". */
+static int adopter(const char *arg)
+{
+	uint8_t ref[TP_IVSHMEM_REF_SIZE];
+	struct tp_chan *c;
+	struct echo e;
+	char *end;
+	int fd, i;
+
+	fd = (int)strtol(arg, &end, 10);
+	if (*end != ':' || strlen(end + 1) != 2 * TP_IVSHMEM_REF_SIZE)
+		return 10;
+	for (i = 0; i < TP_IVSHMEM_REF_SIZE; i++) {
+		unsigned int x;
+
+		if (sscanf(end + 1 + 2 * i, "%2x", &x) != 1)
+			return 11;
+		ref[i] = (uint8_t)x;
+	}
+	if (tp_ivshmem_import(fd, ref, sizeof(ref) - 1, &c) != -EINVAL)
+		return 12;
+	if (tp_ivshmem_import(fd, ref, sizeof(ref), &c) < 0)
+		return 13;
+	echo_start(&e, c);
+	pthread_join(e.t, NULL);
+	tp_chan_destroy(c);
+	/* Served the last two round trips, then saw the guest close. */
+	return e.ret == -ECONNRESET && e.bytes == 2 * 70000 ? 0 : 14;
+}
+
+static uint32_t slot_state(uint32_t k, uint32_t *gen)
+{
+	uint8_t *map, *s;
+	uint32_t st;
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	map = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	s = slot_of(map, k);
+	memcpy(&st, s, 4);
+	memcpy(gen, s + 4, 4);
+	munmap(map, SIZE);
+	close(fd);
+	return st;
+}
+
+static void test_handoff(void **state)
+{
+	uint8_t ref[TP_IVSHMEM_REF_SIZE];
+	char arg[128];
+	struct tp_ivshmem *r;
+	struct tp_chan *c;
+	uint32_t gen0, gen1;
+	pid_t guest, owner;
+	int k, fd, fd2, i, n;
+
+	(void)state;
+	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r), 0);
+	guest = spawn("handoff", NULL);
+	k = accept_slot(r, 5000);
+	assert_true(k >= 0);
+	assert_int_equal(tp_ivshmem_open_slot(path, (uint32_t)k, RING, &c), 0);
+	assert_int_equal(echo_once(c), 0);
+	assert_int_equal(tp_ivshmem_export(c, &fd, ref), 0);
+	fd2 = dup(fd);		/* not close-on-exec: the adopter inherits it */
+	assert_true(fd2 >= 0);
+	n = snprintf(arg, sizeof(arg), "%d:", fd2);
+	for (i = 0; i < TP_IVSHMEM_REF_SIZE; i++)
+		n += snprintf(arg + n, sizeof(arg) - (size_t)n, "%02x", ref[i]);
+	owner = spawn("adopter", arg);
+	close(fd2);
+	/* The first worker ends: the slot stays open for its new owner. */
+	tp_chan_destroy(c);
+	tp_ivshmem_slot_adopted(r, (uint32_t)k);
+	assert_int_equal(slot_state((uint32_t)k, &gen0), 2 /* ACCEPTED */);
+	for (i = 0; i < 20; i++) {
+		assert_int_equal(tp_ivshmem_poll(r), -EAGAIN);
+		usleep(10 * 1000);
+	}
+	assert_int_equal(wait_exit(guest), 0);
+	assert_int_equal(wait_exit(owner), 0);
+	/* Both sides closed: the daemon frees the slot for the next guest. */
+	assert_int_equal(tp_ivshmem_poll(r), -EAGAIN);
+	assert_int_equal(tp_ivshmem_poll(r), -EAGAIN);
+	assert_int_equal(slot_state((uint32_t)k, &gen1), 0 /* FREE */);
+	assert_int_equal(gen1, gen0 + 1);
+	/* The old reference names a generation that is over: refused. */
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	assert_int_equal(tp_ivshmem_import(fd, ref, sizeof(ref), &c), -ECONNRESET);
+	close(fd);
+	tp_ivshmem_region_destroy(r);
+}
+
 static void test_parse_listen(void **state)
 {
 	char p[64];
@@ -727,6 +861,10 @@ static int role_main(const char *role, const char *arg)
 		return worker_dies((void *)arg);
 	if (!strcmp(role, "scribbles"))
 		return guest_scribbles(&sa);
+	if (!strcmp(role, "handoff"))
+		return guest_handoff(NULL);
+	if (!strcmp(role, "adopter"))
+		return adopter(arg);
 	if (!strcmp(role, "sends"))
 		return guest_sends_then_waits(NULL);
 	return 99;
@@ -741,6 +879,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_guest_dies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_dies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peek_shutdown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handoff, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scribble_head, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scribble_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_scribble_random, setup, teardown),
