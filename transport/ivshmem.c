@@ -130,6 +130,7 @@ struct iv_chan {
 	int handed;			/* exported to another process: not ours to close */
 	int shut;			/* tp_ivshmem_shutdown() was called */
 	uint64_t *my_beat, *peer_beat;
+	uint64_t beat_seen, beat_seen_at;	/* the peer's beat, when it last moved */
 	struct iv_chan *tick_next;
 };
 
@@ -300,9 +301,10 @@ static void tick_remove(struct iv_chan *c)
 
 /*
  * The peer is gone when it closed, when the slot was reused (another
- * generation), or when its heartbeat stood still too long.
+ * generation), or when its heartbeat stood still too long.  The beat is
+ * followed across waits, so short waits (a timeout) see a death too.
  */
-static int peer_gone(struct iv_chan *c, uint64_t *beat, uint64_t *beat_at, uint64_t now, uint64_t limit)
+static int peer_gone(struct iv_chan *c, uint64_t now, uint64_t limit)
 {
 	uint32_t st = __atomic_load_n(&c->slot->state, __ATOMIC_ACQUIRE);
 	uint64_t b;
@@ -313,12 +315,12 @@ static int peer_gone(struct iv_chan *c, uint64_t *beat, uint64_t *beat_at, uint6
 	    (st & IV_PHASE_MASK) != IV_ACCEPTED)
 		return 1;
 	b = __atomic_load_n(c->peer_beat, __ATOMIC_RELAXED);
-	if (b != *beat) {
-		*beat = b;
-		*beat_at = now;
+	if (b != c->beat_seen || !c->beat_seen_at) {
+		c->beat_seen = b;
+		c->beat_seen_at = now;
 		return 0;
 	}
-	if (now - *beat_at > limit) {
+	if (now - c->beat_seen_at > limit) {
 		VG_WARN("ivshmem: the %s has not shown signs of life for %" PRIu64 " ms: closing the connection",
 			c->host ? "guest" : "host", limit / 1000000);
 		return 1;
@@ -326,18 +328,25 @@ static int peer_gone(struct iv_chan *c, uint64_t *beat, uint64_t *beat_at, uint6
 	return 0;
 }
 
-/* Waits until *idx differs from seen: 0, or -ECONNRESET when the peer is gone. */
-static int iv_wait(struct iv_chan *c, const uint64_t *idx, uint64_t seen)
+/*
+ * Waits until *idx differs from seen (the peer moved): 0; -ECONNRESET when
+ * the peer is gone; -ETIMEDOUT after timeout_ns (0: no limit).
+ */
+static int iv_wait(struct iv_chan *c, const uint64_t *idx, uint64_t seen, uint64_t timeout_ns)
 {
-	uint64_t start = mono_ns(), now = start, beat, beat_at = start, sleep = IV_NAP_MIN_NS;
+	uint64_t start = mono_ns(), now = start, sleep = IV_NAP_MIN_NS;
 	uint64_t limit = dead_ns();
 
-	beat = __atomic_load_n(c->peer_beat, __ATOMIC_RELAXED);
 	for (;;) {
 		if (__atomic_load_n(idx, __ATOMIC_ACQUIRE) != seen)
 			return 0;
 		if (__atomic_load_n(&c->shut, __ATOMIC_ACQUIRE))
 			return -ECONNRESET;
+		if (peer_gone(c, now, limit))
+			/* What it wrote before it went is still delivered. */
+			return __atomic_load_n(idx, __ATOMIC_ACQUIRE) != seen ? 0 : -ECONNRESET;
+		if (timeout_ns && now - start >= timeout_ns)
+			return -ETIMEDOUT;
 		if (now - start < IV_YIELD_NS) {
 			/* Yielding lets a peer that shares our CPU (a small VM) run. */
 			if (now - start < IV_SPIN_NS)
@@ -347,9 +356,6 @@ static int iv_wait(struct iv_chan *c, const uint64_t *idx, uint64_t seen)
 			now = mono_ns();
 			continue;
 		}
-		if (peer_gone(c, &beat, &beat_at, now, limit))
-			/* What it wrote before it went is still delivered. */
-			return __atomic_load_n(idx, __ATOMIC_ACQUIRE) != seen ? 0 : -ECONNRESET;
 		nap(sleep);
 		if (sleep < IV_NAP_MAX_NS)
 			sleep *= 2;
@@ -372,7 +378,7 @@ static int iv_write(struct iv_chan *c, const uint8_t *p, size_t n)
 			return -EPROTO;	/* the peer broke the ring */
 		space = c->size - (size_t)used;
 		if (!space) {
-			ret = iv_wait(c, &t->tail, tail);
+			ret = iv_wait(c, &t->tail, tail, 0);
 			if (ret < 0)
 				return -EPIPE;
 			continue;
@@ -430,7 +436,7 @@ static int iv_recv(struct tp_chan *ch, void *p, size_t n, int *fd)
 		if (avail > c->size)
 			return -EPROTO;	/* the peer broke the ring */
 		if (!avail) {
-			ret = iv_wait(c, &t->head, head);
+			ret = iv_wait(c, &t->head, head, 0);
 			if (ret < 0)
 				return ret;
 			continue;
@@ -509,12 +515,20 @@ int tp_ivshmem_peek(struct tp_chan *ch, void *p, size_t n)
 
 int tp_ivshmem_wait_readable(struct tp_chan *ch)
 {
+	return tp_ivshmem_wait_readable_ms(ch, -1);
+}
+
+int tp_ivshmem_wait_readable_ms(struct tp_chan *ch, int timeout_ms)
+{
 	struct iv_chan *c = (struct iv_chan *)ch;
 	uint64_t head = __atomic_load_n(&c->rx->head, __ATOMIC_ACQUIRE);
 
 	if (head != c->c.bytes_received)
 		return 0;
-	return iv_wait(c, &c->rx->head, head);
+	if (timeout_ms == 0)
+		/* Only the checks: a peer that is gone, or a moment for it to come. */
+		return peer_gone(c, mono_ns(), dead_ns()) ? -ECONNRESET : -ETIMEDOUT;
+	return iv_wait(c, &c->rx->head, head, timeout_ms < 0 ? 0 : (uint64_t)timeout_ms * 1000000ull);
 }
 
 static int chan_make(uint8_t *map, size_t len, int region_fd, const struct iv_geom *g, uint32_t k, int host,

@@ -152,6 +152,10 @@ int tp_ivshmem_readable(struct tp_chan *c);
 int tp_ivshmem_peek(struct tp_chan *c, void *p, size_t n);
 /* Waits (spin, then sleeps) until there is something to read: 0, or -ECONNRESET. */
 int tp_ivshmem_wait_readable(struct tp_chan *c);
+/* The same for at most timeout_ms (< 0: no limit): -ETIMEDOUT when nothing
+ * came; the peer's death is noticed across calls (an event loop may call
+ * it with 0 between other work). */
+int tp_ivshmem_wait_readable_ms(struct tp_chan *c, int timeout_ms);
 /* Like shutdown(2) on a socket: the peer sees the end, and a wait of ours
  * in another thread returns -ECONNRESET within a millisecond. */
 void tp_ivshmem_shutdown(struct tp_chan *c);

@@ -351,6 +351,33 @@ static void test_guest_dies(void **state)
 	tp_ivshmem_region_destroy(r);
 }
 
+/* An event loop that only looks (timeout 0) between other work still sees a death. */
+static void test_guest_dies_polled(void **state)
+{
+	struct tp_ivshmem *r;
+	struct tp_chan *c;
+	uint64_t n, t0;
+	pid_t pid;
+	int k, ret;
+
+	(void)state;
+	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r), 0);
+	pid = spawn("dies", NULL);
+	k = accept_slot(r, 5000);
+	assert_true(k >= 0);
+	assert_int_equal(tp_ivshmem_open_slot(path, (uint32_t)k, RING, &c), 0);
+	assert_int_equal(c->ops->recv(c, &n, sizeof(n), NULL), 0);
+	assert_int_equal(n, 1000);
+	t0 = now_ms();
+	while ((ret = tp_ivshmem_wait_readable_ms(c, 0)) == -ETIMEDOUT && now_ms() - t0 < 5000)
+		usleep(20 * 1000);
+	assert_int_equal(ret, -ECONNRESET);
+	assert_int_equal(wait_exit(pid), 128 + SIGKILL);
+	tp_chan_destroy(c);
+	tp_ivshmem_slot_release(r, (uint32_t)k);
+	tp_ivshmem_region_destroy(r);
+}
+
 static int guest_waits_reply(void *arg)
 {
 	char addr[300];
@@ -593,7 +620,12 @@ static void test_peek_shutdown(void **state)
 	for (i = 0; i < (int)sizeof(all); i++)
 		assert_int_equal(all[i], i);
 	assert_false(tp_ivshmem_readable(c));
-	/* Nothing more comes: a waiting thread is released by the shutdown. */
+	/* Nothing more comes: waits with a limit time out... */
+	assert_int_equal(tp_ivshmem_wait_readable_ms(c, 0), -ETIMEDOUT);
+	t0 = now_ms();
+	assert_int_equal(tp_ivshmem_wait_readable_ms(c, 50), -ETIMEDOUT);
+	assert_true(now_ms() - t0 >= 50 && now_ms() - t0 < 1000);
+	/* ...and a waiting thread is released by the shutdown. */
 	w.c = c;
 	w.ret = 1;
 	assert_int_equal(pthread_create(&t, NULL, wait_main, &w), 0);
@@ -877,6 +909,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_many_connections, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_daemon, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_dies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_dies_polled, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_dies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peek_shutdown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handoff, setup, teardown),
