@@ -4,11 +4,13 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "lc.h"
 #include "tp.h"
 
@@ -17,6 +19,13 @@ struct lc_state lc = {
 };
 
 #define LC_DEFAULT_SERVER "unix:/run/vgpu/vgpud.sock"
+/* Under $HOME: used for tcp: and vsock: servers when VGPU_SECRET_FILE is unset. */
+#define LC_DEFAULT_SECRET ".config/vgpu/secret"
+
+/* Where the session's connections go (thread channels too, on transports
+ * that cannot pass descriptors), and the secret they prove, if any. */
+static char *server_address;
+static struct tp_secret *server_secret;
 
 /* The control channel carries THREAD_OPEN requests from any thread. */
 static pthread_mutex_t ctl_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -82,6 +91,116 @@ static uint64_t next_seq(void)
 	return __atomic_add_fetch(&lc.seq, 1, __ATOMIC_RELAXED);
 }
 
+/*
+ * Loads the secret for address: VGPU_SECRET_FILE (empty: none), else the
+ * default file when it exists and the address is tcp: or vsock:.  0 or -1
+ * (logged: a secret that cannot be used must not be silently skipped).
+ */
+static int secret_setup(const char *address)
+{
+	const char *path = getenv("VGPU_SECRET_FILE"), *home = getenv("HOME");
+	char buf[4096], why[512];
+
+	if (!path) {
+		if (strncmp(address, "tcp:", 4) != 0 && strncmp(address, "vsock:", 6) != 0)
+			return 0;
+		if (!home || (size_t)snprintf(buf, sizeof(buf), "%s/%s", home, LC_DEFAULT_SECRET) >= sizeof(buf) ||
+		    access(buf, F_OK) != 0)
+			return 0;
+		path = buf;
+	}
+	if (!*path)
+		return 0;
+	if (!server_secret)
+		server_secret = calloc(1, sizeof(*server_secret));
+	if (!server_secret)
+		return -1;
+	if (tp_secret_load(path, server_secret, why, sizeof(why)) < 0) {
+		VG_WARN("%s", why);
+		free(server_secret);
+		server_secret = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* A new connection to the server, authenticated when we have a secret. */
+static int server_connect(struct tp_chan **out)
+{
+	char why[VG_TEXT_MAX + 1] = "";
+	int ret;
+
+	ret = tp_connect(server_address, out);
+	if (ret < 0)
+		return ret;
+	if (!server_secret)
+		return 0;
+	ret = tp_auth_client(*out, server_secret, why, sizeof(why));
+	if (ret < 0) {
+		VG_WARN("vgpud at %s: authentication failed: %s", server_address,
+			why[0] ? why : strerror(-ret));
+		tp_chan_destroy(*out);
+		*out = NULL;
+	}
+	return ret;
+}
+
+/* ERROR's text, for a log line. */
+static void error_text(const struct vg_buf *b, char *out, size_t n)
+{
+	struct vg_error e;
+	struct vg_rd r;
+
+	vg_rd_init(&r, b->p, b->len);
+	if (vg_error_decode(&r, &e) == 0)
+		snprintf(out, n, "%.*s", (int)e.ntext, e.text);
+	else
+		snprintf(out, n, "malformed ERROR");
+}
+
+/*
+ * The worker answered THREAD_OPEN with ATTACH: the channel is a new
+ * connection that sends the same ATTACH first and gets THREAD_OPENED.
+ */
+static struct tp_chan *chan_attach(const struct vg_hdr *offer, const struct vg_buf *b)
+{
+	struct vg_hdr h = *offer;
+	struct tp_chan *c = NULL;
+	struct vg_attach a;
+	struct vg_buf rep;
+	struct vg_rd r;
+	char why[VG_TEXT_MAX + 1];
+	int ret;
+
+	vg_rd_init(&r, b->p, b->len);
+	if (vg_attach_decode(&r, &a) < 0 || a.tid != offer->tid || offer->status != 0)
+		return NULL;
+	vg_buf_init(&rep);
+	ret = server_connect(&c);
+	if (ret < 0)
+		goto fail;
+	h.flags = 0;
+	h.status = 0;
+	ret = tp_send_msg(c, &h, b->p, b->len, -1);
+	if (ret == 0)
+		ret = tp_recv_msg(c, &h, &rep, VG_TEXT_MAX + 64, NULL);
+	if (ret < 0)
+		goto fail;
+	if (h.kind == VG_MSG_ERROR) {
+		error_text(&rep, why, sizeof(why));
+		VG_WARN("vgpud refused a thread channel: %s", why);
+		goto fail;
+	}
+	if (h.kind != VG_MSG_THREAD_OPENED || h.status != 0 || h.tid != a.tid)
+		goto fail;
+	vg_buf_fini(&rep);
+	return c;
+fail:
+	vg_buf_fini(&rep);
+	tp_chan_destroy(c);
+	return NULL;
+}
+
 /* Opens a channel (THREAD_OPEN on the control channel); *tid gets its id. */
 struct tp_chan *lc_chan_open_raw(uint32_t *tid);
 struct tp_chan *lc_chan_open_raw(uint32_t *tid)
@@ -104,6 +223,12 @@ struct tp_chan *lc_chan_open_raw(uint32_t *tid)
 	pthread_mutex_unlock(&ctl_lock);
 	if (ret < 0) {
 		session_lost("opening a channel", ret);
+		goto out;
+	}
+	if (h.kind == VG_MSG_ATTACH) {
+		c = chan_attach(&h, &b);
+		if (c)
+			*tid = h.tid;
 		goto out;
 	}
 	if (h.kind != VG_MSG_THREAD_OPENED || h.status != 0 || fd < 0)
@@ -378,7 +503,7 @@ static CUresult session_hello(void)
 		.magic = VG_WIRE_MAGIC,
 		.version = VG_WIRE_VERSION,
 		.min_version = VG_WIRE_VERSION,
-		.caps = VG_CAP_SHM,
+		.caps = tp_chan_passes_fds(lc.ctl) ? VG_CAP_SHM : 0,
 		.driver_version = VGPU_DRIVER_VERSION,
 		.pid = (uint32_t)getpid(),
 	};
@@ -408,6 +533,13 @@ static CUresult session_hello(void)
 		ret = tp_recv_msg(lc.ctl, &h, &b, VG_TEXT_MAX + 64, NULL);
 	if (ret < 0) {
 		VG_WARN("vgpud did not answer the handshake: %s", strerror(-ret));
+		goto out;
+	}
+	if (h.kind == VG_MSG_ERROR) {
+		char why[VG_TEXT_MAX + 1];
+
+		error_text(&b, why, sizeof(why));
+		VG_WARN("vgpud refused the session: %s", why);
 		goto out;
 	}
 	if (h.kind != VG_MSG_WELCOME) {
@@ -452,10 +584,15 @@ VG_EXPORT CUresult cuInit(unsigned int Flags)
 	server = getenv("VGPU_SERVER");
 	if (!server || !*server)
 		server = LC_DEFAULT_SERVER;
-	ret = tp_connect(server, &lc.ctl);
+	free(server_address);
+	server_address = strdup(server);
+	res = CUDA_ERROR_NO_DEVICE;
+	if (!server_address || secret_setup(server) < 0)
+		goto fail;
+	ret = server_connect(&lc.ctl);
 	if (ret < 0) {
-		VG_WARN("cannot reach vgpud at %s: %s (set VGPU_SERVER)", server, strerror(-ret));
-		res = CUDA_ERROR_NO_DEVICE;
+		if (ret != -EACCES)
+			VG_WARN("cannot reach vgpud at %s: %s (set VGPU_SERVER)", server, strerror(-ret));
 		goto fail;
 	}
 	res = session_hello();

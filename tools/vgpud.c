@@ -1,17 +1,14 @@
 /*
  * vgpud: the host daemon.
  *
- *   vgpud --listen unix:PATH|ivshmem:PATH[,size=N][,ring=N]
- *         [--driver PATH | --test-driver PATH]
+ *   vgpud --listen ADDRESS... [--secret-file FILE] [--driver PATH | --test-driver PATH]
  *         [--stats-dir DIR] [--worker PATH] [--foreground]
  *
- * It accepts connections and, for each, fork+execs one worker
+ * (listen addresses: tools/vd_listen.h).  It accepts connections and, for
+ * each, fork+execs one worker
  *   vgpu-worker --fd 3 (--driver PATH | --test-driver PATH) [--stats-dir DIR]
- * with the accepted socket as fd 3 and nothing else open but stdio.  On an
- * ivshmem region (a file a VM's ivshmem device maps) a timer looks for
- * slots guests claimed, and the worker gets
- *   --ivshmem PATH --slot K --ring-bytes N
- * instead of --fd 3.  The
+ *               [--nofd [--tcp]] [--secret-file FILE]
+ * with the accepted socket as fd 3 and nothing else open but stdio.  The
  * daemon never loads CUDA (a child of a process that called cuInit cannot
  * use CUDA) and never reads a client's bytes: the worker does the
  * handshake, so a hostile client can only hurt its own worker.
@@ -36,8 +33,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "driverpath.h"
 #include "tp.h"
+#include "vd_listen.h"
 #include "vgpu/log.h"
 
 #ifndef VD_LIBEXECDIR
@@ -48,11 +47,15 @@
 #define VD_WORKERS_MAX 1024
 /* How long workers get to end after SIGTERM before SIGKILL, at shutdown. */
 #define VD_STOP_GRACE_MS 3000
+/* How often the daemon looks for new ivshmem connections. */
+#define VD_IVSHMEM_TICK_MS 5
 /* The fd a worker finds its connection on. */
 #define VD_WORKER_FD 3
 
 struct vd_opts {
-	const char *listen;	/* "unix:PATH" or "ivshmem:PATH[,...]" */
+	struct vd_listener listen[VD_LISTEN_MAX];
+	int nlisten;
+	const char *secret_file;	/* absolute; checked at start */
 	const char *driver;	/* NVIDIA's driver or the test driver */
 	int test_driver;
 	const char *stats_dir;
@@ -61,7 +64,8 @@ struct vd_opts {
 
 static struct {
 	pid_t pid[VD_WORKERS_MAX];
-	int slot[VD_WORKERS_MAX];	/* the ivshmem slot it serves, or -1 */
+	struct tp_ivshmem *region[VD_WORKERS_MAX];	/* the ivshmem slot it serves, or NULL */
+	int slot[VD_WORKERS_MAX];
 	int n;
 	int stopping;		/* we sent the SIGTERMs: they are no news */
 } workers;
@@ -70,26 +74,20 @@ static struct {
  * when the process is out of descriptors, so the client is told at once. */
 static int spare_fd = -1;
 
-/* The ivshmem region, when we listen on one. */
-static struct tp_ivshmem *region;
-static char region_path[PATH_MAX];
-static uint64_t region_size;
-static uint32_t region_ring;
-/* How often the daemon looks for new ivshmem connections. */
-#define VD_IVSHMEM_TICK_MS 5
-
 static char driver_buf[PATH_MAX];
 static char worker_buf[PATH_MAX];
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: vgpud --listen unix:PATH|ivshmem:PATH[,size=N] [--driver PATH | --test-driver PATH]\n"
+		"usage: vgpud --listen ADDRESS... [--secret-file FILE] [--driver PATH | --test-driver PATH]\n"
 		"             [--stats-dir DIR] [--worker PATH] [--foreground]\n"
 		"\n"
-		"  --listen unix:PATH    where clients connect (VGPU_SERVER of the guests)\n"
-		"  --listen ivshmem:PATH[,size=64M][,ring=256K]\n"
-		"                        a region file backing VMs' ivshmem device (guests: ivshmem:BDF)\n"
+		"  --listen ADDRESS      where clients connect (VGPU_SERVER of the guests); may be\n"
+		"                        repeated: unix:PATH, tcp:HOST:PORT, vsock:PORT, ivshmem:PATH[,size=N],\n"
+		"                        vsock-uds:PATH (a Firecracker/Cloud Hypervisor <uds>_<port>)\n"
+		"  --secret-file FILE    clients must prove they know this secret (mode 600);\n"
+		"                        required for a non-loopback tcp address\n"
 		"  --driver PATH         NVIDIA's libcuda.so.1 (default: VGPU_DRIVER, ldconfig, usual dirs)\n"
 		"  --test-driver PATH    the CPU test driver instead of a GPU (explicit opt-in)\n"
 		"  --stats-dir DIR       each worker writes DIR/worker-<pid>.stats at exit\n"
@@ -106,7 +104,15 @@ static int opts_parse(int argc, char **argv, struct vd_opts *o)
 		int has = i + 1 < argc;
 
 		if (!strcmp(a, "--listen") && has) {
-			o->listen = argv[++i];
+			if (o->nlisten == VD_LISTEN_MAX) {
+				fprintf(stderr, "vgpud: at most %d --listen addresses\n", VD_LISTEN_MAX);
+				return -EINVAL;
+			}
+			if (vd_listener_parse(argv[++i], &o->listen[o->nlisten]) < 0)
+				return -EINVAL;
+			o->nlisten++;
+		} else if (!strcmp(a, "--secret-file") && has) {
+			o->secret_file = argv[++i];
 		} else if (!strcmp(a, "--driver") && has && !o->driver) {
 			o->driver = argv[++i];
 		} else if (!strcmp(a, "--test-driver") && has && !o->driver) {
@@ -128,24 +134,37 @@ static int opts_parse(int argc, char **argv, struct vd_opts *o)
 			return -EINVAL;
 		}
 	}
-	if (!o->listen) {
-		fprintf(stderr, "vgpud: --listen unix:PATH is required\n");
-		return -EINVAL;
-	}
-	if (!strncmp(o->listen, "ivshmem:", 8)) {
-		if (tp_ivshmem_parse_listen(o->listen + 8, region_path, sizeof(region_path), &region_size,
-					    &region_ring) < 0) {
-			fprintf(stderr, "vgpud: --listen %s: expected ivshmem:PATH[,size=N][,ring=N]\n", o->listen);
-			return -EINVAL;
-		}
-		return 0;
-	}
-	if (strncmp(o->listen, "unix:", 5) != 0 || !o->listen[5]) {
-		fprintf(stderr, "vgpud: --listen %s: only unix:PATH and ivshmem:PATH addresses are implemented\n",
-			o->listen);
+	if (!o->nlisten) {
+		fprintf(stderr, "vgpud: --listen ADDRESS is required\n");
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* The secret must be readable, long enough and private; the workers read it. */
+static char secret_buf[PATH_MAX];
+
+static int secret_check(struct vd_opts *o)
+{
+	struct tp_secret *s;
+	char why[512];
+	int ret;
+
+	if (!o->secret_file)
+		return 0;
+	if (!realpath(o->secret_file, secret_buf)) {
+		fprintf(stderr, "vgpud: --secret-file %s: %s\n", o->secret_file, strerror(errno));
+		return -errno;
+	}
+	o->secret_file = secret_buf;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	ret = tp_secret_load(o->secret_file, s, why, sizeof(why));
+	free(s);
+	if (ret < 0)
+		fprintf(stderr, "vgpud: --secret-file: %s\n", why);
+	return ret;
 }
 
 /* The worker: --worker, else beside our executable, else the libexec dir. */
@@ -218,22 +237,11 @@ static int driver_resolve(struct vd_opts *o)
 	return 0;
 }
 
-/* Refuse to take over a path another daemon is serving (tp_unix_listen
- * removes whatever is there). */
-static int listen_path_free(const char *address)
-{
-	struct tp_chan *c;
-
-	if (tp_connect(address, &c) < 0)
-		return 1;
-	tp_chan_destroy(c);
-	return 0;
-}
-
 /* ---- workers ----------------------------------------------------------- */
 
-static void workers_add(pid_t pid, int slot)
+static void workers_add(pid_t pid, struct tp_ivshmem *region, int slot)
 {
+	workers.region[workers.n] = region;
 	workers.slot[workers.n] = slot;
 	workers.pid[workers.n++] = pid;
 }
@@ -244,15 +252,17 @@ static void workers_remove(pid_t pid, int status)
 
 	for (i = 0; i < workers.n; i++) {
 		if (workers.pid[i] == pid) {
+			struct tp_ivshmem *region = workers.region[i];
+
 			/* A worker that handed its slot to another one (a thread
 			 * channel) leaves it open; else its slot is done. */
-			if (region && workers.slot[i] >= 0 && WIFEXITED(status) &&
-			    WEXITSTATUS(status) == TP_IVSHMEM_EXIT_HANDED_OFF)
+			if (region && WIFEXITED(status) && WEXITSTATUS(status) == TP_IVSHMEM_EXIT_HANDED_OFF)
 				tp_ivshmem_slot_adopted(region, (uint32_t)workers.slot[i]);
-			else if (region && workers.slot[i] >= 0)
+			else if (region)
 				tp_ivshmem_slot_release(region, (uint32_t)workers.slot[i]);
-			workers.slot[i] = workers.slot[--workers.n];
-			workers.pid[i] = workers.pid[workers.n];
+			workers.region[i] = workers.region[workers.n - 1];
+			workers.slot[i] = workers.slot[workers.n - 1];
+			workers.pid[i] = workers.pid[--workers.n];
 			return;
 		}
 	}
@@ -282,10 +292,10 @@ static void workers_reap(void)
 }
 
 /* In the child, between fork and exec: async-signal-safe calls only. */
-static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int fd, const char *slot,
-						  const char *ring)
+static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, const struct vd_listener *l,
+						      int fd, const char *slot, const char *ring)
 {
-	const char *argv[14];
+	const char *argv[20];
 	sigset_t none;
 	int n = 0;
 
@@ -306,7 +316,7 @@ static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int f
 	argv[n++] = o->worker;
 	if (fd < 0) {
 		argv[n++] = "--ivshmem";
-		argv[n++] = region_path;
+		argv[n++] = l->region_path;
 		argv[n++] = "--slot";
 		argv[n++] = slot;
 		argv[n++] = "--ring-bytes";
@@ -321,19 +331,27 @@ static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, int f
 		argv[n++] = "--stats-dir";
 		argv[n++] = o->stats_dir;
 	}
+	if (!vd_listener_passes_fds(l))
+		argv[n++] = "--nofd";
+	if (l->kind == VD_L_TCP)
+		argv[n++] = "--tcp";
+	if (o->secret_file) {
+		argv[n++] = "--secret-file";
+		argv[n++] = o->secret_file;
+	}
 	argv[n] = NULL;
 	execv(o->worker, (char *const *)argv);
 	_exit(127);
 }
 
-/* c: an accepted socket; or NULL and the ivshmem slot. */
-static void worker_start(const struct vd_opts *o, struct tp_chan *c, int slot)
+/* c: an accepted socket; or NULL and slot k of the listener's ivshmem region. */
+static void worker_start(const struct vd_opts *o, const struct vd_listener *l, struct tp_chan *c, int k)
 {
 	char slot_s[16], ring_s[16];
 	pid_t pid;
 
-	snprintf(slot_s, sizeof(slot_s), "%d", slot);
-	snprintf(ring_s, sizeof(ring_s), "%u", region_ring);
+	snprintf(slot_s, sizeof(slot_s), "%d", k);
+	snprintf(ring_s, sizeof(ring_s), "%u", l->ring_bytes);
 	if (workers.n >= VD_WORKERS_MAX) {
 		VG_WARN("%d workers already running: connection refused", workers.n);
 		goto refused;
@@ -344,13 +362,13 @@ static void worker_start(const struct vd_opts *o, struct tp_chan *c, int slot)
 		goto refused;
 	}
 	if (pid == 0)
-		worker_exec(o, c ? c->fd : -1, slot_s, ring_s);
-	workers_add(pid, c ? -1 : slot);
+		worker_exec(o, l, c ? c->fd : -1, slot_s, ring_s);
+	workers_add(pid, c ? NULL : l->region, k);
 	VG_INFO("client connected%s%s: worker %d", c ? "" : " on ivshmem slot ", c ? "" : slot_s, (int)pid);
 	return;
 refused:
 	if (!c)
-		tp_ivshmem_slot_release(region, (uint32_t)slot);
+		tp_ivshmem_slot_release(l->region, (uint32_t)k);
 }
 
 /* Stop every worker: SIGTERM, a grace period, then SIGKILL. */
@@ -376,14 +394,15 @@ static void workers_stop(void)
 
 /* ---- accepting --------------------------------------------------------- */
 
-static void accept_one(const struct vd_opts *o, int lfd)
+static void accept_one(const struct vd_opts *o, const struct vd_listener *l)
 {
 	struct tp_chan *c;
-	int ret, fd;
+	int ret, fd, lfd = l->fd;
 
+	/* A plain accept4 for every kind: the daemon reads nothing. */
 	ret = tp_unix_accept(lfd, &c);
 	if (ret == 0) {
-		worker_start(o, c, -1);
+		worker_start(o, l, c, -1);
 		tp_chan_destroy(c);	/* the worker has its own copy */
 		return;
 	}
@@ -454,81 +473,49 @@ static int signals_handle(int sfd)
 	return stop;
 }
 
-/*
- * Serving an ivshmem region: no socket to poll, so a short timer looks for
- * slots guests claimed (and keeps the daemon's heartbeat going, which tells
- * guests that someone serves the region).
- */
-static int serve_ivshmem(const struct vd_opts *o)
+static void listeners_close(struct vd_opts *o)
 {
-	struct pollfd pfd;
-	int sfd, ret, slot;
+	int i;
 
-	sfd = signals_open();
-	if (sfd < 0) {
-		fprintf(stderr, "vgpud: signals: %s\n", strerror(-sfd));
-		return 1;
-	}
-	ret = tp_ivshmem_region_create(region_path, region_size, region_ring, &region);
-	if (ret < 0) {
-		fprintf(stderr, "vgpud: cannot serve the ivshmem region %s: %s\n", region_path,
-			ret == -EADDRINUSE ? "another vgpud serves it" : strerror(-ret));
-		return 1;
-	}
-	VG_INFO("serving ivshmem region %s (%u connection slots); workers %s, %s %s", region_path,
-		tp_ivshmem_nslots(region), o->worker, o->test_driver ? "CPU test driver" : "driver", o->driver);
-	pfd = (struct pollfd){ .fd = sfd, .events = POLLIN };
-	for (;;) {
-		ret = poll(&pfd, 1, VD_IVSHMEM_TICK_MS);
-		if (ret < 0 && errno != EINTR) {
-			VG_ERR("poll: %s", strerror(errno));
-			break;
-		}
-		if (ret > 0 && (pfd.revents & POLLIN) && signals_handle(sfd))
-			break;
-		while ((slot = tp_ivshmem_poll(region)) >= 0)
-			worker_start(o, NULL, slot);
-	}
-	workers_stop();
-	tp_ivshmem_region_destroy(region);
-	region = NULL;
-	close(sfd);
-	VG_INFO("stopped");
-	return 0;
+	for (i = 0; i < o->nlisten; i++)
+		vd_listener_close(&o->listen[i]);
 }
 
-static int serve(const struct vd_opts *o)
+static int serve(struct vd_opts *o)
 {
-	const char *path = o->listen + 5;
-	struct stat bound = { 0 };
-	struct pollfd pfd[2];
-	int lfd = -1, sfd, ret;
+	struct pollfd pfd[1 + VD_LISTEN_MAX];
+	int sfd, i, k, tick = -1;
 
 	sfd = signals_open();
 	if (sfd < 0) {
 		fprintf(stderr, "vgpud: signals: %s\n", strerror(-sfd));
 		return 1;
 	}
-	if (!listen_path_free(o->listen)) {
-		fprintf(stderr, "vgpud: another vgpud is already listening at %s\n", path);
-		return 1;
+	for (i = 0; i < o->nlisten; i++) {
+		if (vd_listener_open(&o->listen[i], o->secret_file != NULL) < 0) {
+			listeners_close(o);
+			return 1;
+		}
 	}
-	ret = tp_unix_listen(path, &lfd);
-	if (ret < 0) {
-		fprintf(stderr, "vgpud: cannot listen at %s: %s\n", path, strerror(-ret));
-		return 1;
-	}
-	if (path[0] != '@')
-		stat(path, &bound);
-	fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
 	spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	VG_INFO("listening at %s; workers %s, %s %s", o->listen, o->worker,
-		o->test_driver ? "CPU test driver" : "driver", o->driver);
+	for (i = 0; i < o->nlisten; i++)
+		VG_INFO("listening at %s%s; workers %s, %s %s", o->listen[i].shown,
+			o->secret_file ? " (clients authenticate)" : "", o->worker,
+			o->test_driver ? "CPU test driver" : "driver", o->driver);
 
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-	pfd[1] = (struct pollfd){ .fd = lfd, .events = POLLIN };
+	for (i = 0; i < o->nlisten; i++) {
+		pfd[1 + i] = (struct pollfd){ .fd = o->listen[i].fd, .events = POLLIN };
+		/* ivshmem regions have no descriptor: a short timer looks at them. */
+		if (o->listen[i].kind == VD_L_IVSHMEM)
+			tick = VD_IVSHMEM_TICK_MS;
+	}
 	for (;;) {
-		if (poll(pfd, 2, -1) < 0) {
+		for (i = 0; i < o->nlisten; i++)
+			if (o->listen[i].region)
+				while ((k = tp_ivshmem_poll(o->listen[i].region)) >= 0)
+					worker_start(o, &o->listen[i], NULL, k);
+		if (poll(pfd, (nfds_t)(1 + o->nlisten), tick) < 0) {
 			if (errno == EINTR)
 				continue;
 			VG_ERR("poll: %s", strerror(errno));
@@ -536,19 +523,14 @@ static int serve(const struct vd_opts *o)
 		}
 		if ((pfd[0].revents & POLLIN) && signals_handle(sfd))
 			break;
-		if (pfd[1].revents & POLLIN)
-			accept_one(o, lfd);
+		for (i = 0; i < o->nlisten; i++)
+			if (pfd[1 + i].revents & POLLIN)
+				accept_one(o, &o->listen[i]);
 	}
 
-	close(lfd);
-	if (path[0] != '@') {
-		struct stat now;
-
-		/* Only our own socket file: a successor may have bound the path. */
-		if (stat(path, &now) == 0 && now.st_ino == bound.st_ino && now.st_dev == bound.st_dev)
-			unlink(path);
-	}
+	/* Workers first: reaping one releases its ivshmem slot in a region. */
 	workers_stop();
+	listeners_close(o);
 	close(sfd);
 	VG_INFO("stopped");
 	return 0;
@@ -582,11 +564,11 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (worker_resolve(&o) < 0 || driver_resolve(&o) < 0)
+	if (worker_resolve(&o) < 0 || driver_resolve(&o) < 0 || secret_check(&o) < 0)
 		return 1;
 	if (o.stats_dir && mkdir(o.stats_dir, 0755) < 0 && errno != EEXIST) {
 		fprintf(stderr, "vgpud: --stats-dir %s: %s\n", o.stats_dir, strerror(errno));
 		return 1;
 	}
-	return region_path[0] ? serve_ivshmem(&o) : serve(&o);
+	return serve(&o);
 }

@@ -2,7 +2,6 @@
  * vgpu-worker: serves one client process.
  *
  *   vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]
- *   vgpu-worker --ivshmem PATH --slot K --ring-bytes N (--driver ... as above)
  *
  * The control channel (fd N) carries HELLO/WELCOME, THREAD_OPEN and STATS;
  * every guest thread gets a socket pair and a host thread of its own.  When
@@ -23,9 +22,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "elfnote.h"
 #include "vgpu/ops.h"
 #include "tp.h"
+#include "wk_attach.h"
 #include "worker.h"
 
 struct wk_state wk = {
@@ -35,6 +36,8 @@ struct wk_state wk = {
 
 static struct tp_chan *ctl;
 static int test_driver;
+static int nofd;			/* the transport cannot pass descriptors */
+static struct tp_secret *secret;	/* --secret-file: every connection authenticates */
 
 void wk_fatal(const char *fmt, ...)
 {
@@ -51,8 +54,8 @@ void wk_fatal(const char *fmt, ...)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: vgpu-worker (--fd N | --ivshmem PATH --slot K --ring-bytes N)\n"
-			"                   (--driver PATH | --test-driver PATH) [--stats-dir DIR]\n");
+	fprintf(stderr, "usage: vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]\n"
+			"                   [--nofd [--tcp]] [--secret-file FILE]\n");
 	exit(2);
 }
 
@@ -267,23 +270,17 @@ int wk_host_call(struct wk_thread *t, uint32_t op, const struct vg_buf *req, str
 	return h.status == 0 ? 0 : -EIO;
 }
 
-static int thread_open(const struct vg_hdr *in)
+/* A host thread for channel tid on chan (taken on success). */
+static struct wk_thread *thread_create(uint32_t tid, struct tp_chan *chan)
 {
-	struct vg_hdr h = { .kind = VG_MSG_THREAD_OPENED, .seq = in->seq };
-	static uint32_t next_tid;
 	struct wk_thread *t;
-	uint8_t payload[8];
-	int peer = -1, ret, i;
+	int ret;
 
 	t = calloc(1, sizeof(*t));
 	if (!t)
-		return -ENOMEM;
-	ret = tp_unix_pair(&t->chan, &peer);
-	if (ret < 0) {
-		free(t);
-		return ret;
-	}
-	t->tid = ++next_tid;
+		return NULL;
+	t->chan = chan;
+	t->tid = tid;
 	t->fd_in = -1;
 	t->ring_fd = -1;
 	pthread_mutex_init(&t->rx_lock, NULL);
@@ -292,19 +289,78 @@ static int thread_open(const struct vg_hdr *in)
 	vg_buf_init(&t->out);
 	ret = pthread_create(&t->thread, NULL, thread_main, t);
 	if (ret) {
-		tp_chan_destroy(t->chan);
-		close(peer);
 		free(t);
-		return -ret;
+		return NULL;
 	}
 	pthread_mutex_lock(&wk.lock);
 	t->next = wk.threads;
 	wk.threads = t;
 	pthread_mutex_unlock(&wk.lock);
+	return t;
+}
+
+static void put_thread_opened(uint32_t tid, uint8_t payload[8])
+{
+	int i;
+
 	for (i = 0; i < 4; i++)
-		payload[i] = (uint8_t)(t->tid >> (8 * i));
+		payload[i] = (uint8_t)(tid >> (8 * i));
 	memset(payload + 4, 0, 4);
-	h.tid = t->tid;
+}
+
+int wk_thread_start(uint32_t tid, struct tp_chan *chan, uint64_t seq)
+{
+	struct vg_hdr h = { .kind = VG_MSG_THREAD_OPENED, .tid = tid, .seq = seq };
+	uint8_t payload[8];
+	int ret;
+
+	/* Answered before the thread runs: it is the only one to use chan then. */
+	put_thread_opened(tid, payload);
+	ret = tp_send_msg(chan, &h, payload, sizeof(payload), -1);
+	if (ret < 0)
+		return ret;
+	return thread_create(tid, chan) ? 0 : -ENOMEM;
+}
+
+/* No descriptors on this transport: the guest attaches a new connection. */
+static int thread_offer(const struct vg_hdr *in, uint32_t tid)
+{
+	struct vg_hdr h = { .kind = VG_MSG_ATTACH, .seq = in->seq, .tid = tid };
+	struct vg_attach a;
+	struct vg_buf b;
+	int ret;
+
+	ret = wk_attach_offer(tid, &a);
+	if (ret < 0)
+		return ret;
+	vg_buf_init(&b);
+	ret = vg_attach_encode(&a, &b);
+	if (ret == 0)
+		ret = tp_send_msg(ctl, &h, b.p, b.len, -1);
+	vg_buf_fini(&b);
+	return ret;
+}
+
+static int thread_open(const struct vg_hdr *in)
+{
+	struct vg_hdr h = { .kind = VG_MSG_THREAD_OPENED, .seq = in->seq };
+	static uint32_t next_tid;
+	struct tp_chan *chan;
+	uint8_t payload[8];
+	int peer = -1, ret;
+
+	if (nofd)
+		return thread_offer(in, ++next_tid);
+	ret = tp_unix_pair(&chan, &peer);
+	if (ret < 0)
+		return ret;
+	if (!thread_create(++next_tid, chan)) {
+		tp_chan_destroy(chan);
+		close(peer);
+		return -ENOMEM;
+	}
+	put_thread_opened(next_tid, payload);
+	h.tid = next_tid;
 	ret = tp_send_msg(ctl, &h, payload, 8, peer);
 	close(peer);
 	return ret;
@@ -355,8 +411,7 @@ static int welcome(int32_t status, const char *text)
 {
 	struct vg_welcome w = {
 		.version = VG_WIRE_VERSION,
-		/* Rings and shared host memory need a kernel shared with the guest. */
-		.caps = tp_chan_is_ivshmem(ctl) ? 0 : VG_CAP_SHM,
+		.caps = nofd ? 0 : VG_CAP_SHM,
 		.worker_pid = (uint32_t)getpid(),
 		.text = text,
 		.ntext = (uint32_t)strlen(text),
@@ -374,21 +429,17 @@ static int welcome(int32_t status, const char *text)
 	return ret;
 }
 
-static int handshake(const char *driver)
+/* h and b: the client's first message (after AUTH), expected to be HELLO. */
+static int handshake(const char *driver, const struct vg_hdr *hh, struct vg_buf *b)
 {
 	struct vg_hello m;
-	struct vg_hdr h;
-	struct vg_buf b;
+	struct vg_hdr h = *hh;
 	struct vg_rd r;
 	char why[512] = "";
 	int drv = 0, ret;
 	uint32_t i;
 
-	vg_buf_init(&b);
-	ret = tp_recv_msg(ctl, &h, &b, 1u << 20, NULL);
-	if (ret < 0)
-		goto out;
-	vg_rd_init(&r, b.p, b.len);
+	vg_rd_init(&r, b->p, b->len);
 	if (h.kind != VG_MSG_HELLO || vg_hello_decode(&r, &m) < 0) {
 		VG_ERR("the client did not open with a valid HELLO");
 		ret = -EPROTO;
@@ -428,28 +479,57 @@ static int handshake(const char *driver)
 		ret = -EPROTONOSUPPORT;
 		goto out;
 	}
+	if (nofd && (ret = wk_attach_listen()) < 0) {
+		snprintf(why, sizeof(why), "cannot open the channel rendezvous: %s", strerror(-ret));
+		VG_ERR("%s", why);
+		welcome(CUDA_ERROR_OPERATING_SYSTEM, why);
+		goto out;
+	}
 	ret = welcome(0, "");
 out:
-	vg_buf_fini(&b);
 	return ret;
 }
 
 static void serve_control(void)
 {
+	struct pollfd pfd[2] = {
+		{ .fd = ctl->fd, .events = POLLIN },
+		{ .fd = wk_attach_fd(), .events = POLLIN },
+	};
 	struct vg_hdr h;
 	struct vg_buf b;
 
 	vg_buf_init(&b);
 	for (;;) {
+		/* An ivshmem control channel has no descriptor: look at it and
+		 * at the rendezvous socket in turn. */
+		if (tp_chan_is_ivshmem(ctl)) {
+			int r = tp_ivshmem_wait_readable_ms(ctl, pfd[1].fd >= 0 ? 2 : -1);
+
+			if (r == -ETIMEDOUT) {
+				if (poll(pfd + 1, 1, 0) > 0 && (pfd[1].revents & POLLIN))
+					wk_attach_accept();
+				continue;
+			}
+			if (r < 0)
+				break;
+		} else if (pfd[1].fd >= 0) {
+			/* Channel connections come on the rendezvous socket. */
+			if (poll(pfd, 2, -1) < 0) {
+				if (errno == EINTR)
+					continue;
+				break;
+			}
+			if (pfd[1].revents & POLLIN)
+				wk_attach_accept();
+			if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+		}
 		if (tp_recv_msg(ctl, &h, &b, VG_TEXT_MAX + 64, NULL) < 0)
 			break;
 		if (h.kind == VG_MSG_THREAD_OPEN) {
-			int ret = thread_open(&h);
-
-			if (ret < 0) {
-				VG_ERR("ending the session: cannot open a thread channel: %s", strerror(-ret));
+			if (thread_open(&h) < 0)
 				break;
-			}
 			continue;
 		}
 		VG_ERR("ending the session: message kind %u on the control channel", h.kind);
@@ -507,11 +587,45 @@ static void sanitize_environment(char **argv)
 	VG_WARN("cannot re-execute the worker with a clean library path: %s", strerror(errno));
 }
 
+/*
+ * The connection's first message, after AUTH where this worker has a secret
+ * (or the client offers one).  0 with it in *h and *b, or a negative errno.
+ */
+static int first_message(struct vg_hdr *h, struct vg_buf *b)
+{
+	int ret = tp_recv_msg(ctl, h, b, 1u << 20, NULL);
+
+	if (ret < 0)
+		return ret;
+	ret = tp_auth_server(ctl, secret, h, b->p, b->len);
+	if (ret == 1)
+		return 0;
+	if (ret < 0) {
+		VG_WARN("a client failed authentication (%s)", strerror(-ret));
+		return ret;
+	}
+	return tp_recv_msg(ctl, h, b, 1u << 20, NULL);
+}
+
+static int secret_read(const char *path)
+{
+	char why[512];
+
+	secret = calloc(1, sizeof(*secret));
+	if (!secret || tp_secret_load(path, secret, why, sizeof(why)) < 0) {
+		VG_ERR("%s", secret ? why : "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	const char *driver = NULL, *ivshmem = NULL;
+	const char *driver = NULL, *secret_file = NULL, *ivshmem = NULL;
 	unsigned long slot = ~0ul, ring = 0;
-	int fd = -1, i, ret;
+	int fd = -1, i, tcp = 0, ret = 1;
+	struct vg_hdr h;
+	struct vg_buf first;
 
 	vg_log_set_component("vgpu-worker");
 	signal(SIGPIPE, SIG_IGN);
@@ -523,14 +637,20 @@ int main(int argc, char **argv)
 			driver = argv[++i];
 		else if (!strcmp(argv[i], "--test-driver") && i + 1 < argc)
 			driver = argv[++i], test_driver = 1;
+		else if (!strcmp(argv[i], "--stats-dir") && i + 1 < argc)
+			wk.stats_dir = argv[++i];
 		else if (!strcmp(argv[i], "--ivshmem") && i + 1 < argc)
-			ivshmem = argv[++i];
+			ivshmem = argv[++i], nofd = 1;
 		else if (!strcmp(argv[i], "--slot") && i + 1 < argc)
 			slot = strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--ring-bytes") && i + 1 < argc)
 			ring = strtoul(argv[++i], NULL, 10);
-		else if (!strcmp(argv[i], "--stats-dir") && i + 1 < argc)
-			wk.stats_dir = argv[++i];
+		else if (!strcmp(argv[i], "--nofd"))
+			nofd = 1;
+		else if (!strcmp(argv[i], "--tcp"))
+			tcp = 1;
+		else if (!strcmp(argv[i], "--secret-file") && i + 1 < argc)
+			secret_file = argv[++i];
 		else
 			usage();
 	}
@@ -543,21 +663,46 @@ int main(int argc, char **argv)
 			VG_ERR("cannot serve ivshmem slot %lu of %s: %s", slot, ivshmem, strerror(-ret));
 			return 1;
 		}
+		ret = 1;
 	} else {
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
-		if (tp_unix_wrap(fd, &ctl) < 0)
+		if (tcp)
+			tp_tcp_tune(fd);
+		if ((nofd ? tp_stream_wrap(fd, &ctl) : tp_unix_wrap(fd, &ctl)) < 0)
 			return 1;
+	}
+	vg_buf_init(&first);
+	if (secret_file && secret_read(secret_file) < 0) {
+		tp_send_error(ctl, EACCES, "vgpud cannot read its secret file");
+		goto out;
+	}
+	if (first_message(&h, &first) < 0)
+		goto out;
+	/* A channel connection: handed to its session; no driver here. */
+	if (h.kind == VG_MSG_ATTACH) {
+		ret = wk_attach_forward(ctl, &h, first.p, first.len) < 0;
+		/* The slot lives on in the owning worker: the daemon must not free it. */
+		if (ret == 0 && tp_chan_is_ivshmem(ctl))
+			ret = TP_IVSHMEM_EXIT_HANDED_OFF;
+		goto out;
 	}
 	vg_htab_init(&wk.ids);
 	vg_htab_init(&wk.shm);
 	for (i = 0; i < VG_H_MAX; i++)
 		vg_htab_init(&wk.rev[i]);
-	if (handshake(driver) == 0)
+	if (handshake(driver, &h, &first) == 0)
 		serve_control();
+	vg_buf_fini(&first);
+	wk_attach_close();
 	threads_stop();
 	if (wk.driver)
 		wk_cleanup();
 	stats_write();
 	tp_chan_destroy(ctl);
 	return 0;
+out:
+	vg_buf_fini(&first);
+	tp_chan_destroy(ctl);
+	free(secret);
+	return ret;
 }

@@ -50,7 +50,37 @@ struct tp_chan {
 /* Parse VGPU_SERVER-style addresses: "unix:PATH" ("unix:@NAME" is an
  * abstract socket), "ivshmem:BDF", "ivshmem:file:PATH"; others give
  * -EPROTONOSUPPORT. */
+/*
+ * Connects to a VGPU_SERVER-style address:
+ *   unix:PATH          unix socket, descriptors pass ("unix:@NAME": abstract)
+ *   unix-nofd:PATH     unix socket used like vsock: no descriptors (the
+ *                      host end of a VMM's hybrid vsock; tests)
+ *   tcp:HOST:PORT      TCP ("[V6ADDR]:PORT" too); TCP_NODELAY, keepalive
+ *   vsock:CID:PORT     AF_VSOCK
+ * Anything else: -EPROTONOSUPPORT; a malformed address: -EINVAL.
+ */
 int tp_connect(const char *address, struct tp_chan **out);
+/* 1 when descriptors can travel on c (unix sockets and rings on them). */
+int tp_chan_passes_fds(const struct tp_chan *c);
+/* A channel on a connected stream socket that passes no descriptors
+ * (sending one is -ENOTSUP); takes ownership of fd. */
+int tp_stream_wrap(int fd, struct tp_chan **out);
+int tp_unix_connect_nofd(const char *path, struct tp_chan **out);
+
+/*
+ * TCP (transport/tcp.c).  Addresses are "HOST:PORT" or "[V6ADDR]:PORT".
+ * tp_tcp_tune sets TCP_NODELAY, SO_KEEPALIVE and keepalive timings that
+ * notice a dead peer within seconds (both sides call it).
+ * tp_tcp_listen: *loopback = 1 when every bound address is a loopback one.
+ */
+int tp_tcp_connect(const char *hostport, struct tp_chan **out);
+int tp_tcp_listen(const char *hostport, int *listen_fd, int *loopback);
+void tp_tcp_tune(int fd);
+
+/* AF_VSOCK (transport/vsock.c): "CID:PORT" to connect; listen on a port of
+ * every CID (VMADDR_CID_ANY). */
+int tp_vsock_connect(const char *cidport, struct tp_chan **out);
+int tp_vsock_listen(unsigned int port, int *listen_fd);
 
 /* Unix-socket channels. */
 int tp_unix_connect(const char *path, struct tp_chan **out);

@@ -128,16 +128,53 @@ static const struct tp_chan_ops unix_ops = {
 	.destroy = unix_destroy,
 };
 
-int tp_unix_wrap(int fd, struct tp_chan **out)
+/* Streams that cannot carry descriptors (TCP, vsock, a VMM's unix socket). */
+static int stream_send(struct tp_chan *c, const struct iovec *iov, int iovcnt, int fd)
+{
+	if (fd >= 0)
+		return -ENOTSUP;
+	return unix_send(c, iov, iovcnt, -1);
+}
+
+static int stream_recv(struct tp_chan *c, void *p, size_t n, int *fd)
+{
+	if (fd)
+		*fd = -1;
+	return unix_recv(c, p, n, NULL);
+}
+
+static const struct tp_chan_ops stream_ops = {
+	.name = "stream",
+	.send = stream_send,
+	.recv = stream_recv,
+	.destroy = unix_destroy,
+};
+
+static int chan_wrap(int fd, const struct tp_chan_ops *ops, struct tp_chan **out)
 {
 	struct tp_chan *c = calloc(1, sizeof(*c));
 
 	if (!c)
 		return -ENOMEM;
-	c->ops = &unix_ops;
+	c->ops = ops;
 	c->fd = fd;
 	*out = c;
 	return 0;
+}
+
+int tp_unix_wrap(int fd, struct tp_chan **out)
+{
+	return chan_wrap(fd, &unix_ops, out);
+}
+
+int tp_stream_wrap(int fd, struct tp_chan **out)
+{
+	return chan_wrap(fd, &stream_ops, out);
+}
+
+int tp_chan_passes_fds(const struct tp_chan *c)
+{
+	return c->ops == &unix_ops || tp_chan_is_ring(c);
 }
 
 static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len)
@@ -158,7 +195,7 @@ static int unix_addr(const char *path, struct sockaddr_un *sa, socklen_t *len)
 	return 0;
 }
 
-int tp_unix_connect(const char *path, struct tp_chan **out)
+static int unix_connect_fd(const char *path, int *out)
 {
 	struct sockaddr_un sa;
 	socklen_t len;
@@ -177,7 +214,29 @@ int tp_unix_connect(const char *path, struct tp_chan **out)
 		close(fd);
 		return ret;
 	}
+	*out = fd;
+	return 0;
+}
+
+int tp_unix_connect(const char *path, struct tp_chan **out)
+{
+	int fd, ret = unix_connect_fd(path, &fd);
+
+	if (ret < 0)
+		return ret;
 	ret = tp_unix_wrap(fd, out);
+	if (ret < 0)
+		close(fd);
+	return ret;
+}
+
+int tp_unix_connect_nofd(const char *path, struct tp_chan **out)
+{
+	int fd, ret = unix_connect_fd(path, &fd);
+
+	if (ret < 0)
+		return ret;
+	ret = tp_stream_wrap(fd, out);
 	if (ret < 0)
 		close(fd);
 	return ret;
@@ -277,6 +336,12 @@ int tp_connect(const char *address, struct tp_chan **out)
 		return tp_unix_connect(address + 5, out);
 	if (!strncmp(address, "ivshmem:", 8))
 		return tp_ivshmem_connect(address + 8, out);
+	if (!strncmp(address, "unix-nofd:", 10))
+		return tp_unix_connect_nofd(address + 10, out);
+	if (!strncmp(address, "tcp:", 4))
+		return tp_tcp_connect(address + 4, out);
+	if (!strncmp(address, "vsock:", 6))
+		return tp_vsock_connect(address + 6, out);
 	return -EPROTONOSUPPORT;
 }
 

@@ -395,6 +395,62 @@ int vg_thread_opened_decode(struct vg_rd *r, struct vg_thread_opened *m)
 	return rd_finish(r);
 }
 
+int vg_attach_encode(const struct vg_attach *m, struct vg_buf *b)
+{
+	vg_put_bytes(b, m->session, VG_SESSION_ID_SIZE);
+	vg_put_u32(b, m->tid);
+	vg_put_bytes(b, m->token, VG_TOKEN_SIZE);
+	return b->err;
+}
+
+int vg_attach_decode(struct vg_rd *r, struct vg_attach *m)
+{
+	const void *p;
+
+	memset(m, 0, sizeof(*m));
+	p = vg_get_bytes(r, VG_SESSION_ID_SIZE);
+	if (p)
+		memcpy(m->session, p, VG_SESSION_ID_SIZE);
+	m->tid = vg_get_u32(r);
+	p = vg_get_bytes(r, VG_TOKEN_SIZE);
+	if (p)
+		memcpy(m->token, p, VG_TOKEN_SIZE);
+	return rd_finish(r);
+}
+
+int vg_auth_encode(const struct vg_auth *m, struct vg_buf *b)
+{
+	if (m->step < 1 || m->step > 3)
+		return -EPROTO;
+	vg_put_u32(b, m->step);
+	if (m->step <= 2)
+		vg_put_bytes(b, m->nonce, VG_AUTH_NONCE_SIZE);
+	if (m->step >= 2)
+		vg_put_bytes(b, m->proof, VG_AUTH_PROOF_SIZE);
+	return b->err;
+}
+
+int vg_auth_decode(struct vg_rd *r, struct vg_auth *m)
+{
+	const void *p;
+
+	memset(m, 0, sizeof(*m));
+	m->step = vg_get_u32(r);
+	if (rd_ok(r) && (m->step < 1 || m->step > 3))
+		return -EPROTO;
+	if (m->step <= 2) {
+		p = vg_get_bytes(r, VG_AUTH_NONCE_SIZE);
+		if (p)
+			memcpy(m->nonce, p, VG_AUTH_NONCE_SIZE);
+	}
+	if (m->step >= 2) {
+		p = vg_get_bytes(r, VG_AUTH_PROOF_SIZE);
+		if (p)
+			memcpy(m->proof, p, VG_AUTH_PROOF_SIZE);
+	}
+	return rd_finish(r);
+}
+
 int vg_error_encode(const struct vg_error *m, struct vg_buf *b)
 {
 	if (m->ntext > VG_TEXT_MAX || (m->ntext && !m->text))

@@ -24,6 +24,27 @@
  *    include/vgpu/ops.h), on the same channel.
  *  - STATS / STATS_REPLY travel on the control channel.  ERROR may travel
  *    on any channel, either way, just before its sender closes it.
+ *
+ * Transports that cannot pass descriptors (TCP, vsock, a VMM's hybrid vsock
+ * socket) have no VG_CAP_SHM, and a thread channel is a new connection:
+ *  - The worker answers THREAD_OPEN with ATTACH (its session id, the new
+ *    channel's id and a random single-use token) instead of THREAD_OPENED.
+ *  - The guest opens a new connection to the same server address and sends
+ *    that ATTACH back as its first message (after AUTH, where used).
+ *  - The daemon starts a fresh worker for it, as for any connection; that
+ *    worker sees ATTACH first, hands the connection and the ATTACH to the
+ *    owning worker over a rendezvous socket (abstract unix socket
+ *    "@vgpu-rv-<session id in hex>", SCM_RIGHTS) and exits.
+ *  - The owning worker checks the peer's uid and the token (constant time,
+ *    consumed), answers THREAD_OPENED (no fd) on the new connection and
+ *    serves it as the thread channel; else ERROR, and closes it.
+ *
+ * Authentication (AUTH, optional; required by a daemon with a secret): the
+ * first messages of every connection, control and attach alike, before
+ * HELLO or ATTACH.  Both sides prove they know the shared secret K without
+ * sending it: HMAC-SHA256 over both sides' fresh nonces (see struct
+ * vg_auth).  A failed proof ends the connection (the worker sends ERROR
+ * with code EACCES first).
  */
 #ifndef VGPU_WIRE_H
 #define VGPU_WIRE_H
@@ -56,7 +77,9 @@ enum vg_kind {
 	VG_MSG_ERROR         = 9,  /* either way: protocol error, code + text; the sender closes */
 	VG_MSG_STATS         = 10, /* guest -> host, control: ask for call counts */
 	VG_MSG_STATS_REPLY   = 11, /* host -> guest, control: (function id, count) pairs */
-	VG_MSG_KIND_MAX      = 11,
+	VG_MSG_ATTACH        = 12, /* channel by a new connection (no fd passing), see below */
+	VG_MSG_AUTH          = 13, /* either way, first on a connection: challenge-response */
+	VG_MSG_KIND_MAX      = 13,
 };
 
 /* Header flags (vg_hdr.flags). */
@@ -193,6 +216,42 @@ struct vg_error {
 };
 
 /*
+ * ATTACH payload, 36 bytes (host -> guest on the control channel, in answer
+ * to THREAD_OPEN; guest -> host as the first message of a new connection,
+ * echoing it; worker -> worker on the rendezvous socket, with the guest's
+ * connection attached).  Header tid: the channel's id; seq: the
+ * THREAD_OPEN's; status: 0 or the CUresult of a refusal (host -> guest).
+ *   u8[16] session      the owning worker's random session id
+ *   u32 tid             the new channel's id
+ *   u8[16] token        random, valid for one ATTACH only
+ */
+#define VG_SESSION_ID_SIZE   16u
+#define VG_TOKEN_SIZE        16u
+struct vg_attach {
+	uint8_t session[VG_SESSION_ID_SIZE];
+	uint32_t tid;
+	uint8_t token[VG_TOKEN_SIZE];
+};
+
+/*
+ * AUTH payload: u32 step, then by step:
+ *   1 (guest -> host)  u8[32] nonce      the guest's nonce Ng
+ *   2 (host -> guest)  u8[32] nonce      the host's nonce Nh
+ *                      u8[32] proof      HMAC-SHA256(K, "vgpu-auth-1 host" || Ng || Nh)
+ *   3 (guest -> host)  u8[32] proof      HMAC-SHA256(K, "vgpu-auth-1 guest" || Nh || Ng)
+ * The labels (16 and 17 bytes, no NUL) keep one side's proof from being
+ * replayed as the other's.  The guest checks the host's proof before it
+ * sends its own, so a server without the secret learns nothing usable.
+ */
+#define VG_AUTH_NONCE_SIZE   32u
+#define VG_AUTH_PROOF_SIZE   32u
+struct vg_auth {
+	uint32_t step;
+	uint8_t nonce[VG_AUTH_NONCE_SIZE];   /* steps 1 and 2 */
+	uint8_t proof[VG_AUTH_PROOF_SIZE];   /* steps 2 and 3 */
+};
+
+/*
  * STATS payload (guest -> host, control channel): empty.
  * STATS_REPLY payload (host -> guest, control channel):
  *   u32 n               entries, <= VG_STATS_MAX
@@ -303,6 +362,11 @@ int vg_thread_open_encode(const struct vg_thread_open *m, struct vg_buf *b);
 int vg_thread_open_decode(struct vg_rd *r, struct vg_thread_open *m);
 int vg_thread_opened_encode(const struct vg_thread_opened *m, struct vg_buf *b);
 int vg_thread_opened_decode(struct vg_rd *r, struct vg_thread_opened *m);
+int vg_attach_encode(const struct vg_attach *m, struct vg_buf *b);
+int vg_attach_decode(struct vg_rd *r, struct vg_attach *m);
+/* A step other than 1..3 is -EPROTO both ways. */
+int vg_auth_encode(const struct vg_auth *m, struct vg_buf *b);
+int vg_auth_decode(struct vg_rd *r, struct vg_auth *m);
 int vg_error_encode(const struct vg_error *m, struct vg_buf *b);
 int vg_error_decode(struct vg_rd *r, struct vg_error *m);
 int vg_stats_encode(struct vg_buf *b);

@@ -4,10 +4,15 @@
  * then checks that its own session, and only that, was ended: the peer
  * closes the connection within VD_IT_EOF_MS.
  *
- *   it-raw MODE unix:PATH
+ *   it-raw MODE ADDRESS
  *
  * Modes: garbage, truncated, oversized, toolong, badmagic, badversion,
- * early-thread, midcall, thread-garbage, thread-badop, hold, eof.
+ * early-thread, midcall, thread-garbage, thread-badop, hold, eof;
+ * against a daemon with a secret: noauth (HELLO without AUTH), badproof
+ * (AUTH with a wrong proof): ERROR EACCES, then the end;
+ * against a listener without descriptor passing: attach (a channel by
+ * ATTACH works once; the same token again, a changed token and an unknown
+ * session are refused with ERROR; the session goes on).
  * Exit status 0 when the mode's expectation held, 1 when not, 2 on usage.
  */
 #include <errno.h>
@@ -19,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "tp.h"
 #include "vgpu/wire.h"
 
@@ -161,6 +167,116 @@ static int thread_open(struct tp_chan *c, int *fd, uint32_t *tid)
 	return 0;
 }
 
+/* The next message is ERROR with code, then the peer closes. */
+static int expect_error(struct tp_chan *c, uint32_t code)
+{
+	struct vg_error e;
+	struct vg_hdr h;
+	struct vg_buf b;
+	struct vg_rd r;
+	char text[64];
+	int ret;
+
+	vg_buf_init(&b);
+	ret = tp_recv_msg(c, &h, &b, 1u << 20, NULL);
+	if (ret < 0) {
+		vg_buf_fini(&b);
+		return fail("no ERROR: %s", strerror(-ret));
+	}
+	vg_rd_init(&r, b.p, b.len);
+	ret = h.kind == VG_MSG_ERROR && vg_error_decode(&r, &e) == 0 && e.code == code;
+	snprintf(text, sizeof(text), "kind %u code %u", h.kind, h.kind == VG_MSG_ERROR ? e.code : 0);
+	vg_buf_fini(&b);
+	if (!ret)
+		return fail("expected ERROR with the code, got %s", text);
+	return expect_eof(c->fd);
+}
+
+/* THREAD_OPEN on a transport without descriptors: the ATTACH offer. */
+static int thread_offer(struct tp_chan *c, struct vg_attach *a, struct vg_hdr *h)
+{
+	struct vg_hdr q = { .kind = VG_MSG_THREAD_OPEN, .seq = 2 };
+	uint8_t payload[4] = { 1, 0, 0, 0 };
+	struct vg_buf b;
+	struct vg_rd r;
+	int ret;
+
+	if (tp_send_msg(c, &q, payload, sizeof(payload), -1) < 0)
+		return fail("%s", "cannot send THREAD_OPEN");
+	vg_buf_init(&b);
+	ret = tp_recv_msg(c, h, &b, 1u << 20, NULL);
+	vg_rd_init(&r, b.p, b.len);
+	if (ret == 0 && h->kind == VG_MSG_ATTACH)
+		ret = vg_attach_decode(&r, a);
+	vg_buf_fini(&b);
+	if (ret < 0 || h->kind != VG_MSG_ATTACH || h->status != 0 || a->tid != h->tid)
+		return fail("%s", "no ATTACH offer");
+	return 0;
+}
+
+/* A new connection sending a as its first message; *out: the reply's kind. */
+static int attach_send(const char *address, const struct vg_attach *a, struct tp_chan **conn, uint16_t *kind)
+{
+	struct vg_hdr h = { .kind = VG_MSG_ATTACH, .tid = a->tid, .seq = 2 };
+	struct vg_buf b;
+	int ret;
+
+	if (tp_connect(address, conn) < 0)
+		return fail("%s", "cannot connect again");
+	vg_buf_init(&b);
+	vg_attach_encode(a, &b);
+	ret = tp_send_msg(*conn, &h, b.p, b.len, -1);
+	vg_buf_fini(&b);
+	if (ret < 0)
+		return fail("%s", "cannot send ATTACH");
+	*kind = 0;
+	return 0;
+}
+
+static int mode_attach(struct tp_chan *c, const char *address)
+{
+	struct tp_chan *ok = NULL, *again = NULL, *bad = NULL, *lost = NULL;
+	struct vg_attach a, x;
+	struct vg_hdr h;
+	struct vg_buf b;
+	uint16_t kind;
+	int ret = 1;
+
+	vg_buf_init(&b);
+	if (handshake(c) || thread_offer(c, &a, &h))
+		goto out;
+	/* The offer, taken once. */
+	if (attach_send(address, &a, &ok, &kind) || tp_recv_msg(ok, &h, &b, 64, NULL) < 0 ||
+	    h.kind != VG_MSG_THREAD_OPENED || h.tid != a.tid) {
+		fail("%s", "the offered channel did not attach");
+		goto out;
+	}
+	/* The same token again: used. */
+	if (attach_send(address, &a, &again, &kind) || expect_error(again, EACCES))
+		goto out;
+	/* A fresh offer with one token bit changed: unknown. */
+	if (thread_offer(c, &x, &h))
+		goto out;
+	x.token[5] ^= 0x10;
+	if (attach_send(address, &x, &bad, &kind) || expect_error(bad, EACCES))
+		goto out;
+	/* A session nobody has. */
+	x.session[0] ^= 0xff;
+	if (attach_send(address, &x, &lost, &kind) || expect_error(lost, ENOENT))
+		goto out;
+	/* The session and its channel are still there. */
+	if (thread_offer(c, &x, &h))
+		goto out;
+	ret = 0;
+out:
+	vg_buf_fini(&b);
+	tp_chan_destroy(ok);
+	tp_chan_destroy(again);
+	tp_chan_destroy(bad);
+	tp_chan_destroy(lost);
+	return ret;
+}
+
 static int send_built(int fd, struct vg_buf *m)
 {
 	int ret = m->err ? m->err : send_all(fd, m->p, m->len);
@@ -169,7 +285,7 @@ static int send_built(int fd, struct vg_buf *m)
 	return ret;
 }
 
-static int run(struct tp_chan *c)
+static int run(struct tp_chan *c, const char *address)
 {
 	struct vg_buf m;
 	uint32_t tid = 0;
@@ -231,6 +347,32 @@ static int run(struct tp_chan *c)
 	}
 	if (!strcmp(mode, "eof"))
 		return expect_eof(c->fd);
+	if (!strcmp(mode, "noauth")) {
+		send_hello(c->fd, VG_WIRE_MAGIC, VG_WIRE_VERSION, VG_WIRE_VERSION);
+		return expect_error(c, EACCES);
+	}
+	if (!strcmp(mode, "badproof")) {
+		struct vg_auth a = { .step = 1 };
+		struct vg_hdr h = { .kind = VG_MSG_AUTH };
+
+		vg_auth_encode(&a, &m);
+		if (tp_send_msg(c, &h, m.p, m.len, -1) < 0 || tp_recv_msg(c, &h, &m, 1024, NULL) < 0 ||
+		    h.kind != VG_MSG_AUTH)
+			return fail("%s", "no AUTH challenge");
+		/* Step 3 with a proof made up without the secret. */
+		a.step = 3;
+		memset(a.proof, 0x5a, sizeof(a.proof));
+		vg_buf_reset(&m);
+		vg_auth_encode(&a, &m);
+		h.kind = VG_MSG_AUTH;
+		h.flags = 0;
+		if (tp_send_msg(c, &h, m.p, m.len, -1) < 0)
+			return fail("%s", "cannot send AUTH");
+		vg_buf_fini(&m);
+		return expect_error(c, EACCES);
+	}
+	if (!strcmp(mode, "attach"))
+		return mode_attach(c, address);
 
 	/* The rest need a session. */
 	if (handshake(c) || thread_open(c, &tfd, &tid))
@@ -274,14 +416,14 @@ int main(int argc, char **argv)
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (argc != 3) {
-		fprintf(stderr, "usage: it-raw MODE unix:PATH\n");
+		fprintf(stderr, "usage: it-raw MODE ADDRESS\n");
 		return 2;
 	}
 	mode = argv[1];
 	ret = tp_connect(argv[2], &c);
 	if (ret < 0)
 		return fail("connect: %s", strerror(-ret));
-	ret = run(c);
+	ret = run(c, argv[2]);
 	if (ret == 0)
 		printf("OK %s\n", mode);
 	tp_chan_destroy(c);

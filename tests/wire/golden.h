@@ -26,6 +26,10 @@ extern const struct golden golden_host_return;
 extern const struct golden golden_error;
 extern const struct golden golden_stats;
 extern const struct golden golden_stats_reply;
+extern const struct golden golden_attach;
+extern const struct golden golden_auth1;         /* AUTH step 1: the guest's nonce */
+extern const struct golden golden_auth2;         /* AUTH step 2: nonce and proof */
+extern const struct golden golden_auth3;         /* AUTH step 3: the guest's proof */
 
 /* Every golden above, in kind order. */
 extern const struct golden *const golden_all[];

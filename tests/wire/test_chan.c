@@ -9,6 +9,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -460,9 +462,16 @@ static void test_connect_addresses(void **state)
 	char addr[300];
 	struct tp_chan *c = NULL;
 
-	assert_int_equal(tp_connect("tcp:127.0.0.1:1", &c), -EPROTONOSUPPORT);
-	assert_int_equal(tp_connect("vsock:2:9999", &c), -EPROTONOSUPPORT);
+	assert_int_equal(tp_connect("ivshmem:0000:00:05.0", &c), -EPROTONOSUPPORT);
 	assert_int_equal(tp_connect("/run/vgpu/vgpud.sock", &c), -EPROTONOSUPPORT);
+	assert_int_equal(tp_connect("tcp:127.0.0.1", &c), -EINVAL);
+	assert_int_equal(tp_connect("tcp::5000", &c), -EINVAL);
+	assert_int_equal(tp_connect("tcp:127.0.0.1:", &c), -EINVAL);
+	assert_int_equal(tp_connect("tcp:[::1:5000", &c), -EINVAL);
+	assert_int_equal(tp_connect("vsock:2", &c), -EINVAL);
+	assert_int_equal(tp_connect("vsock:x:5", &c), -EINVAL);
+	assert_int_equal(tp_connect("vsock:2:5x", &c), -EINVAL);
+	assert_int_equal(tp_connect("unix-nofd:", &c), -EINVAL);
 	assert_int_equal(tp_connect("unix:", &c), -EINVAL);
 	assert_int_equal(tp_connect("unix:@", &c), -EINVAL);
 	memset(addr, 'a', sizeof(addr));
@@ -545,6 +554,65 @@ static void test_listen_path(void **state)
 	rmdir(dir);
 }
 
+/* TCP on loopback: a port the kernel picks, messages both ways, no
+ * descriptors (refused before anything is sent), Nagle off. */
+static void test_tcp(void **state)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	struct tp_chan *cl, *sv;
+	char addr[64];
+	int lfd, loopback = 0, one = 0, fd;
+	socklen_t olen = sizeof(one);
+	struct vg_hdr h = { .kind = VG_MSG_STATS };
+
+	assert_int_equal(tp_tcp_listen("127.0.0.1:0", &lfd, &loopback), 0);
+	assert_int_equal(loopback, 1);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &len), 0);
+	snprintf(addr, sizeof(addr), "tcp:127.0.0.1:%d", ntohs(sa.sin_port));
+	round_trip(addr, lfd);
+
+	assert_int_equal(tp_connect(addr, &cl), 0);
+	assert_int_equal(tp_unix_accept(lfd, &sv), 0);
+	assert_int_equal(tp_chan_passes_fds(cl), 0);
+	assert_int_equal(getsockopt(cl->fd, IPPROTO_TCP, TCP_NODELAY, &one, &olen), 0);
+	assert_int_equal(one, 1);
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	assert_int_equal(tp_send_msg(cl, &h, NULL, 0, fd), -ENOTSUP);
+	assert_true(cl->bytes_sent == 0);
+	close(fd);
+	tp_chan_destroy(cl);
+	tp_chan_destroy(sv);
+	close(lfd);
+
+	/* Nobody listens there any more. */
+	assert_int_equal(tp_connect(addr, &cl), -ECONNREFUSED);
+	assert_int_equal(tp_tcp_listen("0.0.0.0:0", &lfd, &loopback), 0);
+	assert_int_equal(loopback, 0);
+	close(lfd);
+}
+
+/* unix-nofd: the same socket as unix:, used like vsock. */
+static void test_unix_nofd(void **state)
+{
+	char name[64], addr[80];
+	struct tp_chan *c, *u;
+	int lfd;
+
+	snprintf(name, sizeof(name), "@vgpu-wire-nofd-%d", (int)getpid());
+	snprintf(addr, sizeof(addr), "unix-nofd:%s", name);
+	assert_int_equal(tp_unix_listen(name, &lfd), 0);
+	round_trip(addr, lfd);
+	assert_int_equal(tp_connect(addr, &c), 0);
+	assert_int_equal(tp_chan_passes_fds(c), 0);
+	snprintf(addr, sizeof(addr), "unix:%s", name);
+	assert_int_equal(tp_connect(addr, &u), 0);
+	assert_int_equal(tp_chan_passes_fds(u), 1);
+	tp_chan_destroy(c);
+	tp_chan_destroy(u);
+	close(lfd);
+}
+
 static void test_listen_abstract(void **state)
 {
 	char name[64], addr[80];
@@ -582,6 +650,8 @@ int main(void)
 		cmocka_unit_test(test_recv_bad_headers),
 		cmocka_unit_test(test_send_limits),
 		cmocka_unit_test(test_connect_addresses),
+		cmocka_unit_test(test_tcp),
+		cmocka_unit_test(test_unix_nofd),
 		cmocka_unit_test(test_listen_path),
 		cmocka_unit_test(test_listen_abstract),
 		cmocka_unit_test(test_spin),

@@ -349,6 +349,92 @@ static void test_golden_stats_reply(void **state)
 	assert_true(d[1].count == 0x100000000ull);
 }
 
+static void test_golden_attach(void **state)
+{
+	const struct golden *g = &golden_attach;
+	struct vg_attach m = { .tid = 5 }, d;
+	struct vg_hdr h = { .kind = VG_MSG_ATTACH, .tid = 5, .seq = 9 };
+	struct vg_buf b;
+	struct vg_rd r;
+	int i;
+
+	for (i = 0; i < 16; i++) {
+		m.session[i] = (uint8_t)(0x10 + i);
+		m.token[i] = (uint8_t)(0xa0 + i);
+	}
+	vg_buf_init(&b);
+	assert_int_equal(vg_attach_encode(&m, &b), 0);
+	check_encoded(g, &h, &b);
+	vg_buf_fini(&b);
+
+	check_hdr(g, VG_MSG_ATTACH, 0, 0, 5, 9, 0);
+	payload_rd(g, &r);
+	memset(&d, 0xff, sizeof(d));
+	assert_int_equal(vg_attach_decode(&r, &d), 0);
+	assert_int_equal(d.tid, 5);
+	assert_memory_equal(d.session, m.session, 16);
+	assert_memory_equal(d.token, m.token, 16);
+}
+
+static void test_golden_auth(void **state)
+{
+	const struct golden *gs[3] = { &golden_auth1, &golden_auth2, &golden_auth3 };
+	struct vg_auth d;
+	struct vg_buf b;
+	struct vg_rd r;
+	uint32_t step;
+
+	for (step = 1; step <= 3; step++) {
+		struct vg_auth m = { .step = step };
+		struct vg_hdr h = { .kind = VG_MSG_AUTH };
+
+		/* The golden's fields: Ng 0x11 (step 1), Nh 0x22 (step 2), proofs 0x33. */
+		memset(m.nonce, step == 1 ? 0x11 : 0x22, sizeof(m.nonce));
+		memset(m.proof, 0x33, sizeof(m.proof));
+		vg_buf_init(&b);
+		assert_int_equal(vg_auth_encode(&m, &b), 0);
+		check_encoded(gs[step - 1], &h, &b);
+		vg_buf_fini(&b);
+
+		check_hdr(gs[step - 1], VG_MSG_AUTH, 0, 0, 0, 0, 0);
+		payload_rd(gs[step - 1], &r);
+		assert_int_equal(vg_auth_decode(&r, &d), 0);
+		assert_int_equal(d.step, step);
+		if (step <= 2)
+			assert_memory_equal(d.nonce, m.nonce, sizeof(m.nonce));
+		if (step >= 2)
+			assert_memory_equal(d.proof, m.proof, sizeof(m.proof));
+	}
+}
+
+/* Steps outside 1..3 are refused both ways; so is a step 1 the size of a step 2. */
+static void test_auth_steps(void **state)
+{
+	struct vg_auth m = { .step = 4 }, d;
+	struct vg_buf b;
+	struct vg_rd r;
+	uint8_t p[68] = { 0 };
+
+	vg_buf_init(&b);
+	assert_int_equal(vg_auth_encode(&m, &b), -EPROTO);
+	assert_int_equal(b.len, 0);
+	m.step = 0;
+	assert_int_equal(vg_auth_encode(&m, &b), -EPROTO);
+	vg_buf_fini(&b);
+	put_le32(p, 0);
+	vg_rd_init(&r, p, 36);
+	assert_int_equal(vg_auth_decode(&r, &d), -EPROTO);
+	put_le32(p, 4);
+	vg_rd_init(&r, p, 36);
+	assert_int_equal(vg_auth_decode(&r, &d), -EPROTO);
+	put_le32(p, 1);
+	vg_rd_init(&r, p, 68);
+	assert_int_equal(vg_auth_decode(&r, &d), -EPROTO);
+	put_le32(p, 2);
+	vg_rd_init(&r, p, 68);
+	assert_int_equal(vg_auth_decode(&r, &d), 0);
+}
+
 /* ---- decoders at every length ------------------------------------------ */
 
 static int dec_hello(struct vg_rd *r)
@@ -399,6 +485,20 @@ static int dec_stats_reply(struct vg_rd *r)
 	return vg_stats_reply_decode(r, v, 4, &n);
 }
 
+static int dec_attach(struct vg_rd *r)
+{
+	struct vg_attach m;
+
+	return vg_attach_decode(r, &m);
+}
+
+static int dec_auth(struct vg_rd *r)
+{
+	struct vg_auth m;
+
+	return vg_auth_decode(r, &m);
+}
+
 static const struct {
 	const struct golden *g;
 	int (*decode)(struct vg_rd *r);
@@ -410,6 +510,10 @@ static const struct {
 	{ &golden_error, dec_error },
 	{ &golden_stats, dec_stats },
 	{ &golden_stats_reply, dec_stats_reply },
+	{ &golden_attach, dec_attach },
+	{ &golden_auth1, dec_auth },
+	{ &golden_auth2, dec_auth },
+	{ &golden_auth3, dec_auth },
 };
 
 /*
@@ -732,6 +836,12 @@ static void test_constants_frozen(void **state)
 	assert_int_equal(VG_MSG_ERROR, 9);
 	assert_int_equal(VG_MSG_STATS, 10);
 	assert_int_equal(VG_MSG_STATS_REPLY, 11);
+	assert_int_equal(VG_MSG_ATTACH, 12);
+	assert_int_equal(VG_MSG_AUTH, 13);
+	assert_int_equal(VG_SESSION_ID_SIZE, 16);
+	assert_int_equal(VG_TOKEN_SIZE, 16);
+	assert_int_equal(VG_AUTH_NONCE_SIZE, 32);
+	assert_int_equal(VG_AUTH_PROOF_SIZE, 32);
 	assert_int_equal(VG_F_NO_REPLY, 0x0001);
 	assert_int_equal(VG_F_ORDERED, 0x0002);
 	assert_int_equal(VG_F_FD, 0x0004);
@@ -931,6 +1041,9 @@ int main(void)
 		cmocka_unit_test(test_golden_error),
 		cmocka_unit_test(test_golden_stats),
 		cmocka_unit_test(test_golden_stats_reply),
+		cmocka_unit_test(test_golden_attach),
+		cmocka_unit_test(test_golden_auth),
+		cmocka_unit_test(test_auth_steps),
 		cmocka_unit_test(test_truncated_every_length),
 		cmocka_unit_test(test_hello_version_mismatch),
 		cmocka_unit_test(test_hello_bad_magic_and_range),
