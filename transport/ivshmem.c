@@ -233,6 +233,23 @@ static void *tick_main(void *arg)
 }
 
 /*
+ * At exit (not at _exit or a fatal signal: the heartbeat covers those) a
+ * process closes its end of every connection it still has, as the kernel
+ * closes a socket: the peer learns at once instead of after
+ * VGPU_IVSHMEM_DEAD_MS.  Nothing is unmapped: other threads may still run.
+ */
+__attribute__((destructor)) static void tick_at_exit(void)
+{
+	struct iv_chan *c;
+
+	pthread_mutex_lock(&tick_lock);
+	for (c = tick_list; c; c = c->tick_next)
+		if (!c->handed && __atomic_load_n(&c->slot->gen, __ATOMIC_ACQUIRE) == c->gen)
+			__atomic_fetch_or(&c->slot->state, c->host ? IV_CLOSED_H : IV_CLOSED_G, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&tick_lock);
+}
+
+/*
  * A forked child has no ticker thread and must not keep its parent's
  * connections alive: it starts afresh.
  */

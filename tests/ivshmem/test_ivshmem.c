@@ -351,6 +351,51 @@ static void test_guest_dies(void **state)
 	tp_ivshmem_region_destroy(r);
 }
 
+static int guest_exits(void *arg)
+{
+	char addr[300];
+	struct tp_chan *c;
+	uint64_t n = 1000;
+	struct iovec v = { &n, sizeof(n) };
+
+	(void)arg;
+	snprintf(addr, sizeof(addr), "ivshmem:file:%s", path);
+	if (tp_connect(addr, &c) < 0)
+		return 1;
+	c->ops->send(c, &v, 1, -1);
+	/* exit() without closing: the process's exit closes it, as with a socket. */
+	exit(0);
+}
+
+static void test_guest_exits(void **state)
+{
+	struct tp_ivshmem *r;
+	struct echo e;
+	struct tp_chan *c;
+	uint64_t t0;
+	pid_t pid;
+	int k;
+
+	(void)state;
+	/* A heartbeat this slow would not explain a quick end. */
+	setenv("VGPU_IVSHMEM_DEAD_MS", "60000", 1);
+	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r), 0);
+	pid = spawn("exits", NULL);
+	k = accept_slot(r, 5000);
+	assert_true(k >= 0);
+	assert_int_equal(tp_ivshmem_open_slot(path, (uint32_t)k, RING, &c), 0);
+	t0 = now_ms();
+	echo_start(&e, c);
+	pthread_join(e.t, NULL);
+	assert_int_equal(e.ret, -ECONNRESET);
+	assert_true(now_ms() - t0 < 3000);
+	assert_int_equal(wait_exit(pid), 0);
+	tp_chan_destroy(c);
+	tp_ivshmem_slot_release(r, (uint32_t)k);
+	tp_ivshmem_region_destroy(r);
+	setenv("VGPU_IVSHMEM_DEAD_MS", "600", 1);
+}
+
 /* An event loop that only looks (timeout 0) between other work still sees a death. */
 static void test_guest_dies_polled(void **state)
 {
@@ -893,6 +938,8 @@ static int role_main(const char *role, const char *arg)
 		return worker_dies((void *)arg);
 	if (!strcmp(role, "scribbles"))
 		return guest_scribbles(&sa);
+	if (!strcmp(role, "exits"))
+		return guest_exits(NULL);
 	if (!strcmp(role, "handoff"))
 		return guest_handoff(NULL);
 	if (!strcmp(role, "adopter"))
@@ -910,6 +957,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_no_daemon, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_dies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guest_dies_polled, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_guest_exits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_dies, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_peek_shutdown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_handoff, setup, teardown),
