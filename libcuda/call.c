@@ -299,7 +299,19 @@ static CUresult get_out(struct vg_rd *r, const struct vg_arg_desc *ad, void *p, 
 	return CUDA_SUCCESS;
 }
 
+static CUresult call(int fn, const uint64_t *a, int send_only);
+
 CUresult lc_call(int fn, const uint64_t *a)
+{
+	return call(fn, a, 0);
+}
+
+CUresult lc_call_send(int fn, const uint64_t *a)
+{
+	return call(fn, a, 1);
+}
+
+static CUresult call(int fn, const uint64_t *a, int send_only)
 {
 	const struct vg_fn_desc *d = &vg_fn_descs[fn];
 	struct vg_buf *b, rep;
@@ -387,6 +399,8 @@ CUresult lc_call(int fn, const uint64_t *a)
 			return res;
 		}
 	}
+	if (send_only)
+		return lc_rpc_send((uint32_t)fn, b);
 	vg_buf_init(&rep);
 	res = lc_rpc((uint32_t)fn, b, &rep);
 	if (res == CUDA_SUCCESS) {

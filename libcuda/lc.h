@@ -64,6 +64,16 @@ CUresult lc_check(void);
 /* Generic marshalling of a sync/async call by its descriptor. */
 CUresult lc_call(int fn, const uint64_t *a);
 CUresult lc_unsupported(int fn);
+/*
+ * Pipelined calls (a function without outputs, e.g. the chunks of one
+ * copy): lc_call_send sends the CALL and returns at once; the replies are
+ * read later, in the order sent, with lc_rpc_collect.  The data of many
+ * calls streams instead of waiting a round trip each.
+ */
+CUresult lc_call_send(int fn, const uint64_t *a);
+/* Reads the reply of the oldest call sent with lc_call_send (or lc_rpc_send). */
+CUresult lc_rpc_collect(void);
+CUresult lc_rpc_send(uint32_t op, const struct vg_buf *req);
 
 /*
  * One round trip on the calling thread's channel: sends CALL `op` with the

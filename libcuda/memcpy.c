@@ -304,6 +304,45 @@ static void *stage_get(void)
 	return tls_stage;
 }
 
+/*
+ * Chunks that carry their bytes (TCP, vsock) stream: up to LC_STREAM_WINDOW
+ * are in flight before the first reply is read, so the link stays busy
+ * while the worker copies.  The first error of any chunk is the result.
+ */
+#define LC_STREAM_WINDOW 8
+
+static CUresult htod_stream(int fn, CUdeviceptr dst, const void *src, size_t n)
+{
+	CUresult res = CUDA_SUCCESS, r;
+	unsigned int inflight = 0;
+	size_t off, c;
+
+	for (off = 0; off < n && res == CUDA_SUCCESS; off += c) {
+		uint64_t a[3];
+
+		c = n - off < LC_STAGE_BYTES ? n - off : LC_STAGE_BYTES;
+		a[0] = dst + off;
+		a[1] = (uint64_t)(uintptr_t)((const uint8_t *)src + off);
+		a[2] = c;
+		if (inflight == LC_STREAM_WINDOW) {
+			res = lc_rpc_collect();
+			inflight--;
+			if (res != CUDA_SUCCESS)
+				break;
+		}
+		res = lc_call_send(fn, a);
+		if (res == CUDA_SUCCESS)
+			inflight++;
+	}
+	/* Every reply is read, whatever happened, so the channel stays in step. */
+	while (inflight--) {
+		r = lc_rpc_collect();
+		if (res == CUDA_SUCCESS)
+			res = r;
+	}
+	return res;
+}
+
 static CUresult htod(int fn, CUdeviceptr dst, const void *src, size_t n)
 {
 	uint64_t a[3] = { dst, (uint64_t)(uintptr_t)src, n };
@@ -315,6 +354,8 @@ static CUresult htod(int fn, CUdeviceptr dst, const void *src, size_t n)
 		return lc_call(fn, a);
 	/* Without shared memory the chunks carry their bytes: no message grows too big. */
 	stage = stage_get();
+	if (!stage)
+		return htod_stream(fn, dst, src, n);
 	for (off = 0; off < n; off += c) {
 		c = n - off < LC_STAGE_BYTES ? n - off : LC_STAGE_BYTES;
 		if (stage)

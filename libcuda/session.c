@@ -431,6 +431,60 @@ static void note_sticky(CUresult r)
 	}
 }
 
+/*
+ * Pipelined calls: sent in order, their sequence numbers queued here until
+ * lc_rpc_collect reads the replies (the worker answers a channel in order).
+ */
+#define LC_PIPE_MAX 64
+static __thread uint64_t pipe_seq[LC_PIPE_MAX];
+static __thread unsigned int pipe_head, pipe_n;
+
+static CUresult reply_wait(struct lc_tchan *t, uint32_t op, uint64_t seq, struct vg_buf *rep);
+
+CUresult lc_rpc_send(uint32_t op, const struct vg_buf *req)
+{
+	struct vg_hdr h = { .kind = VG_MSG_CALL, .op = op };
+	struct lc_tchan *t;
+	int ret;
+
+	if (req->err)
+		return CUDA_ERROR_OUT_OF_MEMORY;
+	if (pipe_n == LC_PIPE_MAX)
+		return CUDA_ERROR_NOT_SUPPORTED;	/* the caller collects first */
+	t = chan_get();
+	if (!t)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	h.tid = t->tid;
+	h.seq = next_seq();
+	if (__atomic_load_n(&last_async_seq, __ATOMIC_RELAXED) != my_async_seq)
+		h.flags |= VG_F_ORDERED;
+	ret = tp_send_msg(t->chan, &h, req->p, req->len, -1);
+	if (ret < 0) {
+		session_lost("call", ret);
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	}
+	pipe_seq[(pipe_head + pipe_n++) % LC_PIPE_MAX] = h.seq;
+	return CUDA_SUCCESS;
+}
+
+CUresult lc_rpc_collect(void)
+{
+	struct lc_tchan *t = tls_chan;
+	struct vg_buf rep;
+	uint64_t seq;
+	CUresult res;
+
+	if (!pipe_n || !t)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	seq = pipe_seq[pipe_head];
+	pipe_head = (pipe_head + 1) % LC_PIPE_MAX;
+	pipe_n--;
+	vg_buf_init(&rep);
+	res = reply_wait(t, 0, seq, &rep);
+	vg_buf_fini(&rep);
+	return res;
+}
+
 CUresult lc_rpc(uint32_t op, const struct vg_buf *req, struct vg_buf *rep)
 {
 	return lc_rpc_fd(op, req, rep, -1);
@@ -455,8 +509,19 @@ CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, in
 	if (__atomic_load_n(&last_async_seq, __ATOMIC_RELAXED) != my_async_seq)
 		h.flags |= VG_F_ORDERED;
 	ret = tp_send_msg(t->chan, &h, req->p, req->len, fd);
-	if (ret < 0)
-		goto lost;
+	if (ret < 0) {
+		session_lost("call", ret);
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	}
+	return reply_wait(t, op, seq, rep);
+}
+
+/* Waits for the reply to seq, serving host calls meanwhile. */
+static CUresult reply_wait(struct lc_tchan *t, uint32_t op, uint64_t seq, struct vg_buf *rep)
+{
+	struct vg_hdr h;
+	int ret;
+
 	for (;;) {
 		/* Rings spin by themselves; sockets spin here before sleeping. */
 		if (!tp_chan_is_ring(t->chan))

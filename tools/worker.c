@@ -2,9 +2,15 @@
  * vgpu-worker: serves one client process.
  *
  *   vgpu-worker --fd N (--driver PATH | --test-driver PATH) [--stats-dir DIR]
+ *               [--nofd [--tcp]] [--secret-file FILE]
  *
  * The control channel (fd N) carries HELLO/WELCOME, THREAD_OPEN and STATS;
- * every guest thread gets a socket pair and a host thread of its own.  When
+ * every guest thread gets a socket pair and a host thread of its own.
+ * --nofd: the connection cannot pass descriptors (TCP, vsock): no shared
+ * memory, and thread channels are new connections (ATTACH, wk_attach.c); a
+ * connection whose first message is ATTACH is handed to its session and
+ * this worker ends without loading the driver.  --secret-file: every
+ * connection authenticates first (AUTH, transport/auth.c).  When
  * the control channel closes the client is gone: threads are stopped, the
  * driver objects it left are released, call counts are written, and the
  * worker exits.
@@ -20,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -607,6 +614,19 @@ static int first_message(struct vg_hdr *h, struct vg_buf *b)
 	return tp_recv_msg(ctl, h, b, 1u << 20, NULL);
 }
 
+/*
+ * On a network transport a client that connects and says nothing would hold
+ * a worker forever: it has this long for its first message (and AUTH).
+ */
+#define WK_FIRST_MSG_TIMEOUT_S 10
+
+static void recv_timeout(int fd, int seconds)
+{
+	struct timeval tv = { seconds, 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+}
+
 static int secret_read(const char *path)
 {
 	char why[512];
@@ -676,8 +696,12 @@ int main(int argc, char **argv)
 		tp_send_error(ctl, EACCES, "vgpud cannot read its secret file");
 		goto out;
 	}
+	if (nofd)
+		recv_timeout(fd, WK_FIRST_MSG_TIMEOUT_S);
 	if (first_message(&h, &first) < 0)
 		goto out;
+	if (nofd)
+		recv_timeout(fd, 0);
 	/* A channel connection: handed to its session; no driver here. */
 	if (h.kind == VG_MSG_ATTACH) {
 		ret = wk_attach_forward(ctl, &h, first.p, first.len) < 0;

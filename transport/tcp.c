@@ -5,9 +5,11 @@
  * network) is noticed within seconds, not hours.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,8 @@
 /* Unacknowledged data older than this ends the connection. */
 #define TP_TCP_USER_TIMEOUT_MS 5000u
 #define TP_HOSTPORT_MAX      300
+/* A host that drops our SYNs must not stall cuInit for minutes. */
+#define TP_TCP_CONNECT_TIMEOUT_MS 10000
 
 void tp_tcp_tune(int fd)
 {
@@ -87,6 +91,32 @@ static int resolve(const char *hp, int passive, struct addrinfo **res)
 	return 0;
 }
 
+/* connect() with a time limit: 0 or a negative errno (-ETIMEDOUT). */
+static int connect_timed(int fd, const struct sockaddr *sa, socklen_t len)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int flags = fcntl(fd, F_GETFL), err = 0, ret;
+	socklen_t elen = sizeof(err);
+
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	ret = connect(fd, sa, len);
+	if (ret < 0 && errno != EINPROGRESS && errno != EINTR)
+		return -errno;
+	if (ret < 0) {
+		do
+			ret = poll(&p, 1, TP_TCP_CONNECT_TIMEOUT_MS);
+		while (ret < 0 && errno == EINTR);
+		if (ret == 0)
+			return -ETIMEDOUT;
+		if (ret < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0)
+			return -errno;
+		if (err)
+			return -err;
+	}
+	return fcntl(fd, F_SETFL, flags) < 0 ? -errno : 0;
+}
+
 int tp_tcp_connect(const char *hostport, struct tp_chan **out)
 {
 	struct addrinfo *res, *ai;
@@ -103,11 +133,9 @@ int tp_tcp_connect(const char *hostport, struct tp_chan **out)
 			continue;
 		}
 		tp_tcp_tune(fd);
-		while ((ret = connect(fd, ai->ai_addr, ai->ai_addrlen)) < 0 && errno == EINTR)
-			;
+		ret = connect_timed(fd, ai->ai_addr, ai->ai_addrlen);
 		if (ret == 0)
 			break;
-		ret = -errno;
 		close(fd);
 		fd = -1;
 	}

@@ -8,6 +8,9 @@
  *   it-guest leak         allocations, a stream and a module left behind at exit
  *   it-guest wait USEC    launch vg_sleep(USEC), print "WAITING <worker pid>"... then
  *                         synchronise: prints "RESULT <code> <ms>" when it returns
+ *   it-guest bulk MIB     a MIB MiB copy there and back (several chunks), checked;
+ *                         the same copy into a too small allocation fails, and the
+ *                         session goes on
  *
  * Exit status 0 when every check of the mode held, 1 otherwise.
  */
@@ -188,6 +191,44 @@ static int mode_wait(unsigned int usec)
 	return r == CUDA_ERROR_DEVICE_UNAVAILABLE && !failed ? 0 : 1;
 }
 
+static int mode_bulk(size_t mib)
+{
+	size_t n = mib << 20, i;
+	uint32_t *in = malloc(n), *out = malloc(n);
+	CUdeviceptr big, small;
+	CUcontext ctx;
+	double t0;
+
+	if (!in || !out || ctx_open(&ctx))
+		return 1;
+	for (i = 0; i < n / 4; i++)
+		in[i] = (uint32_t)(i * 2654435761u);
+	MUST(cuMemAlloc_v2(&big, n));
+	MUST(cuMemAlloc_v2(&small, 4u << 20));
+	t0 = now_ms();
+	MUST(cuMemcpyHtoD_v2(big, in, n));
+	MUST(cuMemcpyDtoH_v2(out, big, n));
+	if (memcmp(in, out, n) != 0) {
+		printf("FAIL bulk: copied data differ\n");
+		return 1;
+	}
+	printf("bulk %zu MiB there and back in %.1f ms\n", mib, now_ms() - t0);
+	/* Past the end of the allocation: some chunk fails, so does the copy. */
+	if (cuMemcpyHtoD_v2(small, in, n) == CUDA_SUCCESS) {
+		printf("FAIL bulk: a copy past the end of an allocation succeeded\n");
+		return 1;
+	}
+	MUST(cuMemcpyHtoD_v2(small, in, 4u << 20));
+	MUST(cuCtxSynchronize());
+	MUST(cuMemFree_v2(big));
+	MUST(cuMemFree_v2(small));
+	MUST(cuCtxDestroy_v2(ctx));
+	free(in);
+	free(out);
+	printf("RESULT ok bulk\n");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -199,6 +240,8 @@ int main(int argc, char **argv)
 		return mode_leak();
 	if (argc == 3 && !strcmp(argv[1], "wait"))
 		return mode_wait((unsigned int)strtoul(argv[2], NULL, 0));
-	fprintf(stderr, "usage: it-guest noserver | work N | leak | wait USEC\n");
+	if (argc == 3 && !strcmp(argv[1], "bulk"))
+		return mode_bulk(strtoul(argv[2], NULL, 0));
+	fprintf(stderr, "usage: it-guest noserver | work N | leak | wait USEC | bulk MIB\n");
 	return 2;
 }

@@ -214,8 +214,8 @@ static int thread_offer(struct tp_chan *c, struct vg_attach *a, struct vg_hdr *h
 	return 0;
 }
 
-/* A new connection sending a as its first message; *out: the reply's kind. */
-static int attach_send(const char *address, const struct vg_attach *a, struct tp_chan **conn, uint16_t *kind)
+/* A new connection sending a as its first message. */
+static int attach_send(const char *address, const struct vg_attach *a, struct tp_chan **conn)
 {
 	struct vg_hdr h = { .kind = VG_MSG_ATTACH, .tid = a->tid, .seq = 2 };
 	struct vg_buf b;
@@ -229,7 +229,6 @@ static int attach_send(const char *address, const struct vg_attach *a, struct tp
 	vg_buf_fini(&b);
 	if (ret < 0)
 		return fail("%s", "cannot send ATTACH");
-	*kind = 0;
 	return 0;
 }
 
@@ -239,30 +238,29 @@ static int mode_attach(struct tp_chan *c, const char *address)
 	struct vg_attach a, x;
 	struct vg_hdr h;
 	struct vg_buf b;
-	uint16_t kind;
 	int ret = 1;
 
 	vg_buf_init(&b);
 	if (handshake(c) || thread_offer(c, &a, &h))
 		goto out;
 	/* The offer, taken once. */
-	if (attach_send(address, &a, &ok, &kind) || tp_recv_msg(ok, &h, &b, 64, NULL) < 0 ||
+	if (attach_send(address, &a, &ok) || tp_recv_msg(ok, &h, &b, 64, NULL) < 0 ||
 	    h.kind != VG_MSG_THREAD_OPENED || h.tid != a.tid) {
 		fail("%s", "the offered channel did not attach");
 		goto out;
 	}
 	/* The same token again: used. */
-	if (attach_send(address, &a, &again, &kind) || expect_error(again, EACCES))
+	if (attach_send(address, &a, &again) || expect_error(again, EACCES))
 		goto out;
 	/* A fresh offer with one token bit changed: unknown. */
 	if (thread_offer(c, &x, &h))
 		goto out;
 	x.token[5] ^= 0x10;
-	if (attach_send(address, &x, &bad, &kind) || expect_error(bad, EACCES))
+	if (attach_send(address, &x, &bad) || expect_error(bad, EACCES))
 		goto out;
 	/* A session nobody has. */
 	x.session[0] ^= 0xff;
-	if (attach_send(address, &x, &lost, &kind) || expect_error(lost, ENOENT))
+	if (attach_send(address, &x, &lost) || expect_error(lost, ENOENT))
 		goto out;
 	/* The session and its channel are still there. */
 	if (thread_offer(c, &x, &h))
