@@ -472,7 +472,9 @@ static int serve_ivshmem(const struct vd_opts *o)
 	ret = tp_ivshmem_region_create(region_path, region_size, region_ring, &region);
 	if (ret < 0) {
 		fprintf(stderr, "vgpud: cannot serve the ivshmem region %s: %s\n", region_path,
-			ret == -EADDRINUSE ? "another vgpud serves it" : strerror(-ret));
+			ret == -EADDRINUSE ? "another vgpud serves it" :
+			ret == -EFBIG ? "the file exists with another size (a VM may map it: give its size, "
+					"or no size=)" : strerror(-ret));
 		return 1;
 	}
 	VG_INFO("serving ivshmem region %s (%u connection slots); workers %s, %s %s", region_path,

@@ -664,9 +664,13 @@ int tp_ivshmem_region_create(const char *path, uint64_t size, uint32_t ring_byte
 		goto err;
 	}
 	/*
-	 * Never truncate a region a VM may have mapped: keep its size unless
-	 * asked for another one (0: keep, or the default for a new file).
+	 * Never resize a region a VM may have mapped: its BAR keeps the size
+	 * it had (0: keep the file's size, or the default for a new file).
 	 */
+	if (st.st_size > 0 && size && size != (uint64_t)st.st_size) {
+		ret = -EFBIG;
+		goto err;
+	}
 	if (!size)
 		size = st.st_size > 0 ? (uint64_t)st.st_size : TP_IVSHMEM_SIZE_DEFAULT;
 	if (size > TP_IVSHMEM_SIZE_MAX || (size & (IV_PAGE - 1))) {
