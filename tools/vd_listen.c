@@ -152,7 +152,9 @@ int vd_listener_open(struct vd_listener *l, int have_secret)
 		ret = tp_ivshmem_region_create(l->region_path, l->region_size, l->ring_bytes, &l->region);
 		if (ret < 0)
 			fprintf(stderr, "vgpud: cannot serve the ivshmem region %s: %s\n", l->region_path,
-				ret == -EADDRINUSE ? "another vgpud serves it" : strerror(-ret));
+				ret == -EADDRINUSE ? "another vgpud serves it" :
+				ret == -EFBIG ? "the file exists with another size (a VM may map it: give its "
+						"size, or no size=)" : strerror(-ret));
 		else
 			snprintf(l->shown, sizeof(l->shown), "ivshmem:%.100s (%u connection slots)",
 				 l->region_path, tp_ivshmem_nslots(l->region));

@@ -137,8 +137,8 @@ extern void (*tp_ring_delay_hook)(void);
  * every slot is taken, -ENODEV when the region was never initialised.
  *
  * Host: the daemon creates the region (size 0: keep a file's size, else
- * 64 MiB; the file is never truncated below a size a VM may have mapped,
- * and a second daemon on it gets -EADDRINUSE) and calls tp_ivshmem_poll
+ * 64 MiB; an existing file of another size is -EFBIG: a VM may map it; a
+ * second daemon on it gets -EADDRINUSE) and calls tp_ivshmem_poll
  * from a timer: it bumps the daemon's heartbeat, recycles slots whose both
  * sides are gone, and returns a slot a guest wants served (now accepted),
  * or -EAGAIN.  The worker for slot k opens it with tp_ivshmem_open_slot

@@ -288,6 +288,8 @@ static void test_no_daemon(void **state)
 	assert_int_equal(tp_connect(addr, &c), -ENODEV);
 	assert_int_equal(tp_connect("ivshmem:file:/nonexistent/region", &c), -ENOENT);
 
+	/* The file exists: another size would pull the BAR from under a VM. */
+	assert_int_equal(tp_ivshmem_region_create(path, 2 * SIZE, RING, &r), -EFBIG);
 	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r), 0);
 	assert_int_equal(tp_ivshmem_region_create(path, SIZE, RING, &r2), -EADDRINUSE);
 	/* Initialised, but nobody polls: refused after about 1.5 s, not a hang. */
