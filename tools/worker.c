@@ -698,6 +698,9 @@ int main(int argc, char **argv)
 	}
 	if (nofd)
 		recv_timeout(fd, WK_FIRST_MSG_TIMEOUT_S);
+	/* The same bound for a guest that claims an ivshmem slot and says nothing. */
+	if (tp_chan_is_ivshmem(ctl) && tp_ivshmem_wait_readable_ms(ctl, WK_FIRST_MSG_TIMEOUT_S * 1000) < 0)
+		goto out;
 	if (first_message(&h, &first) < 0)
 		goto out;
 	if (nofd)
