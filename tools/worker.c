@@ -511,10 +511,11 @@ static void serve_control(void)
 		/* An ivshmem control channel has no descriptor: look at it and
 		 * at the rendezvous socket in turn. */
 		if (tp_chan_is_ivshmem(ctl)) {
-			int r = tp_ivshmem_wait_readable_ms(ctl, pfd[1].fd >= 0 ? 2 : -1);
+			/* Idle, it sleeps in poll (1 ms at a time), not in a spinning wait. */
+			int r = tp_ivshmem_wait_readable_ms(ctl, pfd[1].fd >= 0 ? 0 : -1);
 
 			if (r == -ETIMEDOUT) {
-				if (poll(pfd + 1, 1, 0) > 0 && (pfd[1].revents & POLLIN))
+				if (poll(pfd + 1, 1, 1) > 0 && (pfd[1].revents & POLLIN))
 					wk_attach_accept();
 				continue;
 			}
