@@ -26,6 +26,7 @@ int vd_listener_parse(const char *address, struct vd_listener *l)
 		{ "vsock-uds:", VD_L_VSOCK_UDS },
 		{ "tcp:", VD_L_TCP },
 		{ "vsock:", VD_L_VSOCK },
+		{ "ivshmem:", VD_L_IVSHMEM },
 	};
 	size_t i;
 
@@ -42,6 +43,12 @@ int vd_listener_parse(const char *address, struct vd_listener *l)
 		l->rest = address + n;
 		if (!*l->rest)
 			break;
+		if (l->kind == VD_L_IVSHMEM &&
+		    tp_ivshmem_parse_listen(l->rest, l->region_path, sizeof(l->region_path), &l->region_size,
+					    &l->ring_bytes) < 0) {
+			fprintf(stderr, "vgpud: --listen %s: expected ivshmem:PATH[,size=N][,ring=N]\n", address);
+			return -EINVAL;
+		}
 		if (l->kind == VD_L_VSOCK) {
 			char *end;
 			unsigned long port = strtoul(l->rest, &end, 10);
@@ -53,8 +60,8 @@ int vd_listener_parse(const char *address, struct vd_listener *l)
 		}
 		return 0;
 	}
-	fprintf(stderr, "vgpud: --listen %s: use unix:PATH, tcp:HOST:PORT, vsock:PORT or vsock-uds:PATH\n",
-		address);
+	fprintf(stderr, "vgpud: --listen %s: use unix:PATH, tcp:HOST:PORT, vsock:PORT, vsock-uds:PATH or "
+		"ivshmem:PATH\n", address);
 	return -EINVAL;
 }
 
@@ -141,6 +148,17 @@ int vd_listener_open(struct vd_listener *l, int have_secret)
 			fprintf(stderr, "vgpud: cannot listen at %s: %s%s\n", l->address, strerror(-ret),
 				ret == -EAFNOSUPPORT ? " (is the vsock module loaded?)" : "");
 		break;
+	case VD_L_IVSHMEM:
+		ret = tp_ivshmem_region_create(l->region_path, l->region_size, l->ring_bytes, &l->region);
+		if (ret < 0)
+			fprintf(stderr, "vgpud: cannot serve the ivshmem region %s: %s\n", l->region_path,
+				ret == -EADDRINUSE ? "another vgpud serves it" :
+				ret == -EFBIG ? "the file exists with another size (a VM may map it: give its "
+						"size, or no size=)" : strerror(-ret));
+		else
+			snprintf(l->shown, sizeof(l->shown), "ivshmem:%.100s (%u connection slots)",
+				 l->region_path, tp_ivshmem_nslots(l->region));
+		return ret;
 	default:
 		ret = -EINVAL;
 	}
@@ -153,6 +171,10 @@ void vd_listener_close(struct vd_listener *l)
 {
 	struct stat now;
 
+	if (l->region) {
+		tp_ivshmem_region_destroy(l->region);
+		l->region = NULL;
+	}
 	if (l->fd < 0)
 		return;
 	close(l->fd);

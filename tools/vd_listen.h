@@ -8,10 +8,15 @@
  *   vsock-uds:PATH     the unix socket a Firecracker / Cloud Hypervisor VMM
  *                      connects to for a guest's vsock port (PATH is
  *                      "<uds>_<port>"); its clients cannot pass descriptors
+ *   ivshmem:PATH[,size=N][,ring=N]
+ *                      a region file backing a VM's ivshmem device: no socket,
+ *                      a timer looks for claimed slots (fd stays -1)
  */
 #ifndef VGPU_VD_LISTEN_H
 #define VGPU_VD_LISTEN_H
 
+#include <limits.h>
+#include <stdint.h>
 #include <sys/stat.h>
 
 #define VD_LISTEN_MAX 8
@@ -21,6 +26,7 @@ enum vd_listen_kind {
 	VD_L_VSOCK_UDS,
 	VD_L_TCP,
 	VD_L_VSOCK,
+	VD_L_IVSHMEM,
 };
 
 struct vd_listener {
@@ -30,6 +36,10 @@ struct vd_listener {
 	int fd;			/* -1 until opened */
 	struct stat bound;	/* unix kinds: the socket file we made */
 	char shown[160];	/* for logs: tcp with the port bound (":0" picks one) */
+	struct tp_ivshmem *region;	/* ivshmem: the region, once open */
+	char region_path[PATH_MAX];
+	uint64_t region_size;
+	uint32_t ring_bytes;
 };
 
 /* 0, or -EINVAL after a message on stderr. */

@@ -48,6 +48,8 @@
 #define VD_WORKERS_MAX 1024
 /* How long workers get to end after SIGTERM before SIGKILL, at shutdown. */
 #define VD_STOP_GRACE_MS 3000
+/* How often the daemon looks for new ivshmem connections. */
+#define VD_IVSHMEM_TICK_MS 5
 /* The fd a worker finds its connection on. */
 #define VD_WORKER_FD 3
 
@@ -69,6 +71,8 @@ struct vd_opts {
 
 static struct {
 	pid_t pid[VD_WORKERS_MAX];
+	struct tp_ivshmem *region[VD_WORKERS_MAX];	/* the ivshmem slot it serves, or NULL */
+	int slot[VD_WORKERS_MAX];
 	int n;
 	int stopping;		/* we sent the SIGTERMs: they are no news */
 } workers;
@@ -110,7 +114,7 @@ static void usage(FILE *f)
 		"             [--warm-workers 0|1] [--config FILE] [--foreground]\n"
 		"\n"
 		"  --listen ADDRESS      where clients connect (VGPU_SERVER of the guests); may be\n"
-		"                        repeated: unix:PATH, tcp:HOST:PORT, vsock:PORT,\n"
+		"                        repeated: unix:PATH, tcp:HOST:PORT, vsock:PORT, ivshmem:PATH[,size=N],\n"
 		"                        vsock-uds:PATH (a Firecracker/Cloud Hypervisor <uds>_<port>)\n"
 		"  --secret-file FILE    clients must prove they know this secret (mode 600);\n"
 		"                        required for a non-loopback tcp address\n"
@@ -364,17 +368,29 @@ static int driver_resolve(struct vd_opts *o)
 
 static void warm_reaped(pid_t pid);
 
-static void workers_add(pid_t pid)
+static void workers_add(pid_t pid, struct tp_ivshmem *region, int slot)
 {
+	workers.region[workers.n] = region;
+	workers.slot[workers.n] = slot;
 	workers.pid[workers.n++] = pid;
 }
 
-static void workers_remove(pid_t pid)
+static void workers_remove(pid_t pid, int status)
 {
 	int i;
 
 	for (i = 0; i < workers.n; i++) {
 		if (workers.pid[i] == pid) {
+			struct tp_ivshmem *region = workers.region[i];
+
+			/* A worker that handed its slot to another one (a thread
+			 * channel) leaves it open; else its slot is done. */
+			if (region && WIFEXITED(status) && WEXITSTATUS(status) == TP_IVSHMEM_EXIT_HANDED_OFF)
+				tp_ivshmem_slot_adopted(region, (uint32_t)workers.slot[i]);
+			else if (region)
+				tp_ivshmem_slot_release(region, (uint32_t)workers.slot[i]);
+			workers.region[i] = workers.region[workers.n - 1];
+			workers.slot[i] = workers.slot[workers.n - 1];
 			workers.pid[i] = workers.pid[--workers.n];
 			return;
 		}
@@ -392,7 +408,7 @@ static void workers_reap(void)
 			continue;
 		if (pid <= 0)
 			return;
-		workers_remove(pid);
+		workers_remove(pid, status);
 		warm_reaped(pid);
 		if (WIFSIGNALED(status) && !(workers.stopping && WTERMSIG(status) == SIGTERM))
 			VG_WARN("worker %d ended by signal %d", (int)pid, WTERMSIG(status));
@@ -407,7 +423,7 @@ static void workers_reap(void)
 
 /* In the child, between fork and exec: async-signal-safe calls only. */
 static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, const struct vd_listener *l,
-						      int fd, int warm)
+						      int fd, const char *slot, const char *ring, int warm)
 {
 	const char *argv[20];
 	sigset_t none;
@@ -416,7 +432,9 @@ static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, const
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	signal(SIGPIPE, SIG_DFL);
-	if (fd == VD_WORKER_FD) {
+	if (fd < 0) {
+		close_range(VD_WORKER_FD, ~0u, 0);
+	} else if (fd == VD_WORKER_FD) {
 		if (fcntl(fd, F_SETFD, 0) < 0)
 			_exit(127);
 	} else if (dup2(fd, VD_WORKER_FD) < 0) {
@@ -426,8 +444,17 @@ static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, const
 	 * socket, not other clients' connections. */
 	close_range(VD_WORKER_FD + 1, ~0u, 0);
 	argv[n++] = o->worker;
-	argv[n++] = warm ? "--warm" : "--fd";
-	argv[n++] = "3";
+	if (fd < 0) {
+		argv[n++] = "--ivshmem";
+		argv[n++] = l->region_path;
+		argv[n++] = "--slot";
+		argv[n++] = slot;
+		argv[n++] = "--ring-bytes";
+		argv[n++] = ring;
+	} else {
+		argv[n++] = warm ? "--warm" : "--fd";
+		argv[n++] = "3";
+	}
 	argv[n++] = o->test_driver ? "--test-driver" : "--driver";
 	argv[n++] = o->driver;
 	if (o->stats_dir) {
@@ -459,19 +486,36 @@ static void __attribute__((noreturn)) worker_exec(const struct vd_opts *o, const
 	_exit(127);
 }
 
-static void worker_start(const struct vd_opts *o, const struct vd_listener *l, struct tp_chan *c)
+/* c: an accepted socket; or NULL and slot k of the listener's ivshmem region. */
+static int clients_full(const struct vd_opts *o);
+
+static void worker_start(const struct vd_opts *o, const struct vd_listener *l, struct tp_chan *c, int k)
 {
+	char slot_s[16], ring_s[16];
 	pid_t pid;
 
+	snprintf(slot_s, sizeof(slot_s), "%d", k);
+	snprintf(ring_s, sizeof(ring_s), "%u", l->ring_bytes);
+	if (workers.n >= VD_WORKERS_MAX) {
+		VG_WARN("%d workers already running: connection refused", workers.n);
+		goto refused;
+	}
+	/* ivshmem clients come here directly; the others were counted at accept. */
+	if (!c && clients_full(o))
+		goto refused;
 	pid = fork();
 	if (pid < 0) {
 		VG_ERR("cannot start a worker: fork: %s", strerror(errno));
-		return;
+		goto refused;
 	}
 	if (pid == 0)
-		worker_exec(o, l, c->fd, 0);
-	workers_add(pid);
-	VG_INFO("client connected: worker %d", (int)pid);
+		worker_exec(o, l, c ? c->fd : -1, slot_s, ring_s, 0);
+	workers_add(pid, c ? NULL : l->region, k);
+	VG_INFO("client connected%s%s: worker %d", c ? "" : " on ivshmem slot ", c ? "" : slot_s, (int)pid);
+	return;
+refused:
+	if (!c)
+		tp_ivshmem_slot_release(l->region, (uint32_t)k);
 }
 
 /*
@@ -489,6 +533,17 @@ static struct {
 	unsigned int failures;
 	struct timespec retry_at;
 } warm = { .link = -1 };
+
+/* max_clients reached (an idle warm worker serves no client); says so. */
+static int clients_full(const struct vd_opts *o)
+{
+	int n = workers.n - (warm.pid ? 1 : 0);
+
+	if ((uint64_t)n < o->limits.max_clients)
+		return 0;
+	VG_WARN("%d clients already (max_clients): connection refused", n);
+	return 1;
+}
 
 static int time_reached(const struct timespec *t)
 {
@@ -532,9 +587,9 @@ static void warm_start(const struct vd_opts *o)
 		return;
 	}
 	if (pid == 0)
-		worker_exec(o, l, sv[1], 1);
+		worker_exec(o, l, sv[1], NULL, NULL, 1);
 	close(sv[1]);
-	workers_add(pid);
+	workers_add(pid, NULL, -1);
 	warm.pid = pid;
 	warm.link = sv[0];
 	warm.ready = 0;
@@ -662,13 +717,12 @@ static void accept_one(const struct vd_opts *o, const struct vd_listener *l)
 	/* A plain accept4 for every kind: the daemon reads nothing. */
 	ret = tp_unix_accept(lfd, &c);
 	if (ret == 0) {
-		/* Clients served (an idle warm worker is none). */
-		if ((uint64_t)(workers.n - (warm.pid ? 1 : 0)) >= o->limits.max_clients)
-			VG_WARN("%d clients already (max_clients): connection refused", workers.n - (warm.pid ? 1 : 0));
+		if (clients_full(o))
+			;
 		else if (vd_listener_passes_fds(l) && warm_handoff(c->fd) == 0)
 			warm_start(o);
 		else
-			worker_start(o, l, c);
+			worker_start(o, l, c, -1);
 		tp_chan_destroy(c);	/* the worker has its own copy */
 		return;
 	}
@@ -750,7 +804,7 @@ static void listeners_close(struct vd_opts *o)
 static int serve(struct vd_opts *o)
 {
 	struct pollfd pfd[2 + VD_LISTEN_MAX];
-	int sfd, i;
+	int sfd, i, k, tick = -1;
 
 	sfd = signals_open();
 	if (sfd < 0) {
@@ -770,14 +824,24 @@ static int serve(struct vd_opts *o)
 			o->test_driver ? "CPU test driver" : "driver", o->driver);
 
 	pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
-	for (i = 0; i < o->nlisten; i++)
+	for (i = 0; i < o->nlisten; i++) {
 		pfd[1 + i] = (struct pollfd){ .fd = o->listen[i].fd, .events = POLLIN };
+		/* ivshmem regions have no descriptor: a short timer looks at them. */
+		if (o->listen[i].kind == VD_L_IVSHMEM)
+			tick = VD_IVSHMEM_TICK_MS;
+	}
 	for (;;) {
 		int timeout, np = 1 + o->nlisten;
 
+		for (i = 0; i < o->nlisten; i++)
+			if (o->listen[i].region)
+				while ((k = tp_ivshmem_poll(o->listen[i].region)) >= 0)
+					worker_start(o, &o->listen[i], NULL, k);
 		warm_start(o);
 		/* A warm worker to start again later: wake up for it. */
-		timeout = warm_wanted(o) && !warm.pid ? 1000 : -1;
+		timeout = tick;
+		if (warm_wanted(o) && !warm.pid && (timeout < 0 || timeout > 1000))
+			timeout = 1000;
 		if (warm.link >= 0)
 			pfd[np++] = (struct pollfd){ .fd = warm.link, .events = POLLIN };
 		if (poll(pfd, (nfds_t)np, timeout) < 0) {
@@ -795,8 +859,9 @@ static int serve(struct vd_opts *o)
 				accept_one(o, &o->listen[i]);
 	}
 
-	listeners_close(o);
+	/* Workers first: reaping one releases its ivshmem slot in a region. */
 	workers_stop();
+	listeners_close(o);
 	close(sfd);
 	VG_INFO("stopped");
 	return 0;

@@ -25,6 +25,9 @@
 
 /* Channels offered and not attached yet; the oldest offer goes first. */
 #define WK_PENDING_MAX 64
+/* The ATTACH payload's size (include/vgpu/wire.h); a rendezvous message
+ * that is longer carries an ivshmem slot reference after it. */
+#define WK_ATTACH_BYTES 36
 /* How long a rendezvous peer may take to send its one message. */
 #define WK_RV_TIMEOUT_S 2
 
@@ -149,15 +152,22 @@ void wk_attach_accept(void)
 		close(fd);
 		goto out;
 	}
-	ret = tp_recv_msg(peer, &h, &b, 64, &gfd);
+	ret = tp_recv_msg(peer, &h, &b, 64 + TP_IVSHMEM_REF_SIZE, &gfd);
 	if (ret < 0 || h.kind != VG_MSG_ATTACH || gfd < 0) {
 		VG_WARN("rendezvous: no valid ATTACH from the peer");
 		goto out;
 	}
-	ret = tp_stream_wrap(gfd, &guest);
+	/* An ivshmem connection comes as its region's descriptor and a slot
+	 * reference after the ATTACH; a socket as itself. */
+	if (b.len == WK_ATTACH_BYTES + TP_IVSHMEM_REF_SIZE)
+		ret = tp_ivshmem_import(gfd, b.p + WK_ATTACH_BYTES, TP_IVSHMEM_REF_SIZE, &guest);
+	else
+		ret = tp_stream_wrap(gfd, &guest);
 	if (ret < 0)
 		goto out;
 	gfd = -1;
+	if (b.len == WK_ATTACH_BYTES + TP_IVSHMEM_REF_SIZE)
+		b.len = WK_ATTACH_BYTES;
 	vg_rd_init(&r, b.p, b.len);
 	if (vg_attach_decode(&r, &a) < 0 || !token_take(&a)) {
 		VG_WARN("a channel connection with an unknown or used token was refused");
@@ -195,7 +205,17 @@ int wk_attach_forward(struct tp_chan *guest, const struct vg_hdr *in, const void
 		return ret;
 	}
 	h.flags = 0;
-	ret = tp_send_msg(owner, &h, payload, n, guest->fd);
+	if (tp_chan_is_ivshmem(guest)) {
+		uint8_t ref[TP_IVSHMEM_REF_SIZE];
+		struct iovec v[2] = { { (void *)payload, n }, { ref, sizeof(ref) } };
+		int rfd;
+
+		ret = n == WK_ATTACH_BYTES ? tp_ivshmem_export(guest, &rfd, ref) : -EPROTO;
+		if (ret == 0)
+			ret = tp_send_msgv(owner, &h, v, 2, rfd);
+	} else {
+		ret = tp_send_msg(owner, &h, payload, n, guest->fd);
+	}
 	tp_chan_destroy(owner);
 	if (ret < 0)
 		tp_send_error(guest, EIO, "cannot hand the channel to its session");

@@ -145,6 +145,8 @@ static void wait_ordered(struct wk_thread *self, uint64_t seq)
 			}
 			if (tp_chan_is_ring(t->chan))
 				n = tp_ring_peek(t->chan, hb, sizeof(hb)) ? (ssize_t)sizeof(hb) : 0;
+			else if (tp_chan_is_ivshmem(t->chan))
+				n = tp_ivshmem_peek(t->chan, hb, sizeof(hb)) ? (ssize_t)sizeof(hb) : 0;
 			else
 				n = recv(t->chan->fd, hb, sizeof(hb), MSG_PEEK | MSG_DONTWAIT);
 			if (n == (ssize_t)sizeof(hb) && vg_hdr_decode(hb, &h) == 0 &&
@@ -181,6 +183,9 @@ static void *thread_main(void *arg)
 		/* Wait outside the lock, so others may peek at what is queued. */
 		if (tp_chan_is_ring(t->chan)) {
 			if (tp_ring_wait_readable(t->chan) < 0)
+				break;
+		} else if (tp_chan_is_ivshmem(t->chan)) {
+			if (tp_ivshmem_wait_readable(t->chan) < 0)
 				break;
 		} else if (!tp_chan_spin(t->chan, 50) && poll(&pfd, 1, -1) < 0 && errno == EINTR) {
 			continue;
@@ -387,8 +392,12 @@ static void threads_stop(void)
 	struct wk_thread *t;
 
 	/* Ending the channels ends the threads once their current call returns. */
-	for (t = wk.threads; t; t = t->next)
-		shutdown(t->chan->fd, SHUT_RDWR);
+	for (t = wk.threads; t; t = t->next) {
+		if (tp_chan_is_ivshmem(t->chan))
+			tp_ivshmem_shutdown(t->chan);
+		else
+			shutdown(t->chan->fd, SHUT_RDWR);
+	}
 	for (t = wk.threads; t; t = t->next)
 		pthread_join(t->thread, NULL);
 }
@@ -521,8 +530,21 @@ static void serve_control(void)
 
 	vg_buf_init(&b);
 	for (;;) {
-		/* Channel connections come on the rendezvous socket. */
-		if (pfd[1].fd >= 0) {
+		/* An ivshmem control channel has no descriptor: look at it and
+		 * at the rendezvous socket in turn. */
+		if (tp_chan_is_ivshmem(ctl)) {
+			/* Idle, it sleeps in poll (1 ms at a time), not in a spinning wait. */
+			int r = tp_ivshmem_wait_readable_ms(ctl, pfd[1].fd >= 0 ? 0 : -1);
+
+			if (r == -ETIMEDOUT) {
+				if (poll(pfd + 1, 1, 1) > 0 && (pfd[1].revents & POLLIN))
+					wk_attach_accept();
+				continue;
+			}
+			if (r < 0)
+				break;
+		} else if (pfd[1].fd >= 0) {
+			/* Channel connections come on the rendezvous socket. */
 			if (poll(pfd, 2, -1) < 0) {
 				if (errno == EINTR)
 					continue;
@@ -778,8 +800,9 @@ static int secret_read(const char *path)
 
 int main(int argc, char **argv)
 {
-	const char *driver = NULL, *secret_file = NULL, *cache_dir = NULL, *limits = NULL;
+	const char *driver = NULL, *secret_file = NULL, *cache_dir = NULL, *limits = NULL, *ivshmem = NULL;
 	unsigned long long cache_max = WK_CACHE_MAX_DEFAULT;
+	unsigned long slot = ~0ul, ring = 0;
 	int fd = -1, i, tcp = 0, ret = 1, warm_link = -1;
 	struct vg_hdr h;
 	struct vg_buf first;
@@ -802,6 +825,12 @@ int main(int argc, char **argv)
 			cache_dir = argv[++i];
 		else if (!strcmp(argv[i], "--cache-max") && i + 1 < argc)
 			cache_max = strtoull(argv[++i], NULL, 0);
+		else if (!strcmp(argv[i], "--ivshmem") && i + 1 < argc)
+			ivshmem = argv[++i], nofd = 1;
+		else if (!strcmp(argv[i], "--slot") && i + 1 < argc)
+			slot = strtoul(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--ring-bytes") && i + 1 < argc)
+			ring = strtoul(argv[++i], NULL, 10);
 		else if (!strcmp(argv[i], "--nofd"))
 			nofd = 1;
 		else if (!strcmp(argv[i], "--tcp"))
@@ -813,7 +842,7 @@ int main(int argc, char **argv)
 		else
 			usage();
 	}
-	if ((fd < 0) == (warm_link < 0) || !driver)
+	if ((fd >= 0) + (warm_link >= 0) + (ivshmem != NULL) != 1 || !driver)
 		usage();
 	if (wk_limits_init(limits) < 0)
 		return 2;
@@ -823,11 +852,21 @@ int main(int argc, char **argv)
 		fcntl(warm_link, F_SETFD, FD_CLOEXEC);
 		fd = warm_wait(driver, warm_link, argv);
 	}
-	fcntl(fd, F_SETFD, FD_CLOEXEC);
-	if (tcp)
-		tp_tcp_tune(fd);
-	if ((nofd ? tp_stream_wrap(fd, &ctl) : tp_unix_wrap(fd, &ctl)) < 0)
-		return 1;
+	if (ivshmem) {
+		ret = slot > UINT32_MAX || ring > UINT32_MAX ? -EINVAL :
+		      tp_ivshmem_open_slot(ivshmem, (uint32_t)slot, (uint32_t)ring, &ctl);
+		if (ret < 0) {
+			VG_ERR("cannot serve ivshmem slot %lu of %s: %s", slot, ivshmem, strerror(-ret));
+			return 1;
+		}
+		ret = 1;
+	} else {
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		if (tcp)
+			tp_tcp_tune(fd);
+		if ((nofd ? tp_stream_wrap(fd, &ctl) : tp_unix_wrap(fd, &ctl)) < 0)
+			return 1;
+	}
 	vg_buf_init(&first);
 	if (secret_file && secret_read(secret_file) < 0) {
 		tp_send_error(ctl, EACCES, "vgpud cannot read its secret file");
@@ -835,6 +874,9 @@ int main(int argc, char **argv)
 	}
 	if (nofd)
 		recv_timeout(fd, WK_FIRST_MSG_TIMEOUT_S);
+	/* The same bound for a guest that claims an ivshmem slot and says nothing. */
+	if (tp_chan_is_ivshmem(ctl) && tp_ivshmem_wait_readable_ms(ctl, WK_FIRST_MSG_TIMEOUT_S * 1000) < 0)
+		goto out;
 	if (first_message(&h, &first) < 0)
 		goto out;
 	if (nofd)
@@ -842,6 +884,9 @@ int main(int argc, char **argv)
 	/* A channel connection: handed to its session; no driver here. */
 	if (h.kind == VG_MSG_ATTACH) {
 		ret = wk_attach_forward(ctl, &h, first.p, first.len) < 0;
+		/* The slot lives on in the owning worker: the daemon must not free it. */
+		if (ret == 0 && tp_chan_is_ivshmem(ctl))
+			ret = TP_IVSHMEM_EXIT_HANDED_OFF;
 		goto out;
 	}
 	vg_htab_init(&wk.ids);

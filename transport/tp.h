@@ -47,6 +47,9 @@ struct tp_chan {
 	uint64_t bytes_received;
 };
 
+/* Parse VGPU_SERVER-style addresses: "unix:PATH" ("unix:@NAME" is an
+ * abstract socket), "ivshmem:BDF", "ivshmem:file:PATH"; others give
+ * -EPROTONOSUPPORT. */
 /*
  * Connects to a VGPU_SERVER-style address:
  *   unix:PATH          unix socket, descriptors pass ("unix:@NAME": abstract)
@@ -120,6 +123,72 @@ int tp_ring_wait_readable(struct tp_chan *c);
 int tp_ring_take_fd(struct tp_chan *c, int *fd);
 /* Tests only: called inside the wake-up handshake to widen its races. */
 extern void (*tp_ring_delay_hook)(void);
+
+/*
+ * ivshmem channels (transport/ivshmem.c): connections through a memory
+ * region shared by a VM and its host, laid out as a header and slots of two
+ * rings each (the layout is documented in ivshmem.c).  No descriptors cross
+ * (send with fd >= 0 is -ENOTSUP); c->fd is -1; a dead peer is noticed by
+ * its heartbeat (VGPU_IVSHMEM_DEAD_MS, default 10 s).
+ *
+ * Guest: tp_ivshmem_connect("0000:00:04.0" | "file:PATH") maps BAR2 of that
+ * PCI device (or the file), claims a free slot and waits until the daemon
+ * accepts it: -ECONNREFUSED when no daemon serves the region, -EAGAIN when
+ * every slot is taken, -ENODEV when the region was never initialised.
+ *
+ * Host: the daemon creates the region (size 0: keep a file's size, else
+ * 64 MiB; an existing file of another size is -EFBIG: a VM may map it; a
+ * second daemon on it gets -EADDRINUSE) and calls tp_ivshmem_poll
+ * from a timer: it bumps the daemon's heartbeat, recycles slots whose both
+ * sides are gone, and returns a slot a guest wants served (now accepted),
+ * or -EAGAIN.  The worker for slot k opens it with tp_ivshmem_open_slot
+ * (same ring size as the daemon's); when the worker is gone the daemon
+ * calls tp_ivshmem_slot_release.
+ */
+#define TP_IVSHMEM_SIZE_DEFAULT (64ull << 20)
+#define TP_IVSHMEM_SIZE_MAX     (16ull << 30)
+#define TP_IVSHMEM_RING_DEFAULT (256u << 10)
+#define TP_IVSHMEM_RING_MIN     4096u
+#define TP_IVSHMEM_RING_MAX     (16u << 20)
+#define TP_IVSHMEM_SLOTS_MAX    1024u
+struct tp_ivshmem;
+int tp_ivshmem_connect(const char *spec, struct tp_chan **out);
+int tp_ivshmem_region_create(const char *path, uint64_t size, uint32_t ring_bytes, struct tp_ivshmem **out);
+void tp_ivshmem_region_destroy(struct tp_ivshmem *r);
+uint32_t tp_ivshmem_nslots(const struct tp_ivshmem *r);
+int tp_ivshmem_poll(struct tp_ivshmem *r);
+void tp_ivshmem_slot_release(struct tp_ivshmem *r, uint32_t slot);
+int tp_ivshmem_open_slot(const char *path, uint32_t slot, uint32_t ring_bytes, struct tp_chan **out);
+/*
+ * Handing a connection to another worker (thread channels opened by a new
+ * connection): tp_ivshmem_export gives the region's descriptor (still owned
+ * by c, which must stay alive until it was sent) and a reference to the slot
+ * and where its streams stand; c no longer closes the slot when destroyed.
+ * tp_ivshmem_import in the other process takes the descriptor on success.
+ * The exporting worker then exits with TP_IVSHMEM_EXIT_HANDED_OFF, and the
+ * daemon calls tp_ivshmem_slot_adopted instead of tp_ivshmem_slot_release:
+ * it then frees the slot when the new owner closes it or stops beating.
+ */
+#define TP_IVSHMEM_REF_SIZE 28
+#define TP_IVSHMEM_EXIT_HANDED_OFF 79
+int tp_ivshmem_export(struct tp_chan *c, int *fd, uint8_t ref[TP_IVSHMEM_REF_SIZE]);
+int tp_ivshmem_import(int fd, const uint8_t *ref, size_t n, struct tp_chan **out);
+void tp_ivshmem_slot_adopted(struct tp_ivshmem *r, uint32_t slot);
+/* "PATH[,size=N][,ring=N]" (K, M, G suffixes) of `vgpud --listen ivshmem:...`. */
+int tp_ivshmem_parse_listen(const char *spec, char *path, size_t pathlen, uint64_t *size, uint32_t *ring);
+int tp_chan_is_ivshmem(const struct tp_chan *c);
+int tp_ivshmem_readable(struct tp_chan *c);
+/* Copies the next n unread bytes without consuming them: 1, or 0 when fewer are there. */
+int tp_ivshmem_peek(struct tp_chan *c, void *p, size_t n);
+/* Waits (spin, then sleeps) until there is something to read: 0, or -ECONNRESET. */
+int tp_ivshmem_wait_readable(struct tp_chan *c);
+/* The same for at most timeout_ms (< 0: no limit): -ETIMEDOUT when nothing
+ * came; the peer's death is noticed across calls (an event loop may call
+ * it with 0 between other work). */
+int tp_ivshmem_wait_readable_ms(struct tp_chan *c, int timeout_ms);
+/* Like shutdown(2) on a socket: the peer sees the end, and a wait of ours
+ * in another thread returns -ECONNRESET within a millisecond. */
+void tp_ivshmem_shutdown(struct tp_chan *c);
 
 /*
  * Message helpers on top of the raw operations.

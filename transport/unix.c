@@ -334,6 +334,8 @@ int tp_connect(const char *address, struct tp_chan **out)
 {
 	if (!strncmp(address, "unix:", 5))
 		return tp_unix_connect(address + 5, out);
+	if (!strncmp(address, "ivshmem:", 8))
+		return tp_ivshmem_connect(address + 8, out);
 	if (!strncmp(address, "unix-nofd:", 10))
 		return tp_unix_connect_nofd(address + 10, out);
 	if (!strncmp(address, "tcp:", 4))
@@ -429,8 +431,8 @@ int tp_chan_spin(struct tp_chan *c, unsigned int usec)
 	struct pollfd p = { .fd = c->fd, .events = POLLIN };
 	uint64_t end;
 
-	if (!usec)
-		return 0;
+	if (!usec || c->fd < 0)
+		return 0;	/* nothing to poll: the channel waits by itself */
 	end = mono_ns() + (uint64_t)usec * 1000;
 	do {
 		if (poll(&p, 1, 0) > 0)
