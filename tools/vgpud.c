@@ -651,32 +651,15 @@ static void warm_reaped(pid_t pid)
 /* Hands the client's connection to the warm worker: 0, or -1 (none ready). */
 static int warm_handoff(int fd)
 {
-	char c = 'C';
-	struct iovec iov = { &c, 1 };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			    .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm;
-	ssize_t n;
+	int ret;
 
 	if (!warm.ready)
 		return -1;
-	memset(&u, 0, sizeof(u));
-	cm = CMSG_FIRSTHDR(&m);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	do
-		n = sendmsg(warm.link, &m, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
+	ret = tp_fd_send(warm.link, 'C', fd);
 	close(warm.link);
 	warm.link = -1;
 	warm.ready = 0;
-	if (n != 1) {
+	if (ret < 0) {
 		/* It died meanwhile: reaped later; this client gets a fresh worker. */
 		warm.pid = 0;
 		return -1;

@@ -634,27 +634,14 @@ static int hello_fits(int fd)
 /* Receives the client's connection from the daemon; the fd, or -1 (the daemon went). */
 static int warm_receive(int link)
 {
-	char c;
-	struct iovec iov = { &c, 1 };
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} u;
-	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
-			    .msg_controllen = sizeof(u.buf) };
-	struct cmsghdr *cm;
-	ssize_t n;
-	int fd = -1;
+	uint8_t c;
+	int fd;
 
-	do
-		n = recvmsg(link, &m, MSG_CMSG_CLOEXEC);
-	while (n < 0 && errno == EINTR);
-	if (n != 1)
+	if (tp_fd_recv(link, &c, &fd) < 0 || c != 'C') {
+		if (fd >= 0)
+			close(fd);
 		return -1;
-	for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-		    cm->cmsg_len == CMSG_LEN(sizeof(int)))
-			memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	}
 	return fd;
 }
 

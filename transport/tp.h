@@ -203,6 +203,14 @@ void tp_ivshmem_shutdown(struct tp_chan *c);
  * error the stream is out of sync: the caller must end the session.  *fd
  * (when fd is not NULL) gets a descriptor sent with the header, or -1.
  */
+/*
+ * A single byte over a unix socket with a descriptor riding on it (send:
+ * fd or -1; receive: *fd set, -1 when none came), outside the message
+ * framing: the daemon hands a connection to its warm worker this way.
+ * 0 or a negative errno (-ECONNRESET: the peer is gone).
+ */
+int tp_fd_send(int sock, uint8_t byte, int fd);
+int tp_fd_recv(int sock, uint8_t *byte, int *fd);
 int tp_send_msg(struct tp_chan *c, struct vg_hdr *h, const void *payload, size_t n, int fd);
 int tp_send_msgv(struct tp_chan *c, struct vg_hdr *h, const struct iovec *iov, int iovcnt, int fd);
 int tp_recv_msg(struct tp_chan *c, struct vg_hdr *h, struct vg_buf *buf, size_t max_len, int *fd);

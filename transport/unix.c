@@ -114,6 +114,23 @@ static int unix_recv(struct tp_chan *c, void *p, size_t n, int *fd)
 	return 0;
 }
 
+/* One byte and, on sending, a descriptor, outside the message framing. */
+int tp_fd_send(int sock, uint8_t byte, int fd)
+{
+	struct tp_chan c = { .fd = sock };
+	struct iovec v = { &byte, 1 };
+
+	return unix_send(&c, &v, 1, fd);
+}
+
+int tp_fd_recv(int sock, uint8_t *byte, int *fd)
+{
+	struct tp_chan c = { .fd = sock };
+
+	*fd = -1;
+	return unix_recv(&c, byte, 1, fd);
+}
+
 static void unix_destroy(struct tp_chan *c)
 {
 	if (c->fd >= 0)
