@@ -7,15 +7,11 @@
 #include <string.h>
 
 #include "gcase.h"
+#include "pathproof.h"
 
 #ifndef GC_KERNELS_DIR
 #define GC_KERNELS_DIR "."
 #endif
-
-/* Longest line of /proc/self/maps we care about (a path is at most 4096). */
-#define GC_MAPS_LINE_MAX 8192
-/* Distinct libcuda files we report; more than two is already a failure. */
-#define GC_PATHS_MAX 8
 
 static int gc_failures;
 static int gc_mode_testdrv;
@@ -115,61 +111,10 @@ int gc_check(const char *key, int cond)
 	return cond;
 }
 
-/* True when the basename of path starts with prefix. */
-static int gc_base_is(const char *path, const char *prefix)
-{
-	const char *base = strrchr(path, '/');
-
-	base = base ? base + 1 : path;
-	return strncmp(base, prefix, strlen(prefix)) == 0;
-}
-
-/*
- * The proof of path: which libcuda the dynamic linker really mapped into
- * this process, and whether NVML came along (it never may through vgpu).
- */
-static void gc_print_maps(void)
-{
-	char line[GC_MAPS_LINE_MAX];
-	char *paths[GC_PATHS_MAX];
-	int npaths = 0, nvml = 0, i;
-	FILE *f = fopen("/proc/self/maps", "re");
-
-	if (!f) {
-		printf("PATH ?unreadable-maps\n");
-		printf("NVML ?\n");
-		gc_failures++;
-		return;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *path = strchr(line, '/');
-		int seen = 0;
-
-		if (!path)
-			continue;
-		path[strcspn(path, "\n")] = '\0';
-		if (gc_base_is(path, "libnvidia-ml"))
-			nvml = 1;
-		if (!gc_base_is(path, "libcuda.so") && !gc_base_is(path, "libcuda-"))
-			continue;
-		for (i = 0; i < npaths; i++)
-			seen |= strcmp(paths[i], path) == 0;
-		if (!seen && npaths < GC_PATHS_MAX)
-			paths[npaths++] = strdup(path);
-	}
-	fclose(f);
-	if (npaths == 0)
-		printf("PATH none\n");
-	for (i = 0; i < npaths; i++) {
-		printf("PATH %s\n", paths[i] ? paths[i] : "?");
-		free(paths[i]);
-	}
-	printf("NVML %s\n", nvml ? "yes" : "no");
-}
-
 int gc_end(void)
 {
-	gc_print_maps();
+	if (vg_print_path_proof() < 0)
+		gc_failures++;
 	gc_info("failures", "%d", gc_failures);
 	fflush(stdout);
 	return gc_failures ? 1 : 0;

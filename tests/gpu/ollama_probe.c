@@ -42,11 +42,11 @@
 #include <unistd.h>
 
 #include "vgpu/cuda_types.h"
+#include "pathproof.h"
 
 #define OP_DEV_MAX 64
 #define OP_IDENT_MAX 512
 #define OP_MAPS_LINE_MAX 4352
-#define OP_PATHS_MAX 16
 #define OP_ATTR_CC_MAJOR 75
 #define OP_ATTR_CC_MINOR 76
 #define OP_ATTR_INTEGRATED 18
@@ -136,50 +136,6 @@ static void op_uuid_text(const CUuuid *u, char *out, size_t len)
 	snprintf(out, len, "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
 		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
 		 b[13], b[14], b[15]);
-}
-
-static int op_base_is(const char *path, const char *prefix)
-{
-	const char *base = strrchr(path, '/');
-
-	return strncmp(base ? base + 1 : path, prefix, strlen(prefix)) == 0;
-}
-
-/* The proof of path, as gcase.c prints it. */
-static void op_print_maps(void)
-{
-	char line[OP_MAPS_LINE_MAX], *paths[OP_PATHS_MAX];
-	int npaths = 0, nvml = 0, i, seen;
-	FILE *f = fopen("/proc/self/maps", "re");
-
-	if (!f) {
-		printf("PATH ?unreadable-maps\nNVML ?\n");
-		op_failures++;
-		return;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *path = strchr(line, '/');
-
-		if (!path)
-			continue;
-		path[strcspn(path, "\n")] = '\0';
-		if (op_base_is(path, "libnvidia-ml"))
-			nvml = 1;
-		if (!op_base_is(path, "libcuda.so") && !op_base_is(path, "libcuda-"))
-			continue;
-		for (i = 0, seen = 0; i < npaths; i++)
-			seen |= strcmp(paths[i], path) == 0;
-		if (!seen && npaths < OP_PATHS_MAX)
-			paths[npaths++] = strdup(path);
-	}
-	fclose(f);
-	if (npaths == 0)
-		printf("PATH none\n");
-	for (i = 0; i < npaths; i++) {
-		printf("PATH %s\n", paths[i] ? paths[i] : "?");
-		free(paths[i]);
-	}
-	printf("NVML %s\n", nvml ? "yes" : "no");
 }
 
 /* dlopen and the ten dlsym's; NULL (and a RESULT line saying why) if any is missing. */
@@ -573,7 +529,8 @@ int main(int argc, char **argv)
 		if (hh)
 			dlclose(hh);
 	}
-	op_print_maps();
+	if (vg_print_path_proof() < 0)
+		op_failures++;
 	if (h)
 		dlclose(h);
 	printf("INFO failures %d\n", op_failures);

@@ -32,11 +32,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "../pathproof.h"
+
 #define LD_PROMPT_MAX 8192
 #define LD_GEN_MAX 100000
 #define LD_PATH_MAX 4096
 #define LD_FIRST_PIECE 259
-#define LD_PATHS_MAX 16
 
 /* b7324: struct llama_model_params, 72 bytes. */
 #define LD_MP_SIZE 72
@@ -360,49 +361,6 @@ static int ld_gpus(const struct ld_api *a, const char **first)
 	return gpus;
 }
 
-static int ld_base_is(const char *path, const char *prefix)
-{
-	const char *base = strrchr(path, '/');
-
-	return strncmp(base ? base + 1 : path, prefix, strlen(prefix)) == 0;
-}
-
-/* Which libcuda the dynamic linker mapped (as tests/gpu/gcase.c prints it). */
-static void ld_print_maps(void)
-{
-	char line[LD_PATH_MAX + 256], *paths[LD_PATHS_MAX];
-	int npaths = 0, nvml = 0, i, seen;
-	FILE *f = fopen("/proc/self/maps", "re");
-
-	if (!f) {
-		printf("PATH ?unreadable-maps\nNVML ?\n");
-		return;
-	}
-	while (fgets(line, sizeof(line), f)) {
-		char *path = strchr(line, '/');
-
-		if (!path)
-			continue;
-		path[strcspn(path, "\n")] = '\0';
-		if (ld_base_is(path, "libnvidia-ml"))
-			nvml = 1;
-		if (!ld_base_is(path, "libcuda.so") && !ld_base_is(path, "libcuda-"))
-			continue;
-		for (i = 0, seen = 0; i < npaths; i++)
-			seen |= strcmp(paths[i], path) == 0;
-		if (!seen && npaths < LD_PATHS_MAX)
-			paths[npaths++] = strdup(path);
-	}
-	fclose(f);
-	if (npaths == 0)
-		printf("PATH none\n");
-	for (i = 0; i < npaths; i++) {
-		printf("PATH %s\n", paths[i] ? paths[i] : "?");
-		free(paths[i]);
-	}
-	printf("NVML %s\n", nvml ? "yes" : "no");
-}
-
 /* Decodes one token and returns the argmax of its logits, or -1. */
 static int32_t ld_step(const struct ld_api *a, void *ctx, int32_t *tokens, int32_t n,
 		       int32_t n_vocab)
@@ -540,7 +498,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < o.n_gen; i++)
 		printf(" %d", ids[i]);
 	printf("\n");
-	ld_print_maps();
+	vg_print_path_proof();
 	printf("RESULT backend=%s gpus=%d backends_ms=%.1f load_ms=%.1f ctx_ms=%.1f warmup_ms=%.1f prompt_n=%d "
 	       "prompt_ms=%.2f prompt_tok_s=%.2f decode_n=%d decode_ms=%.2f decode_tok_s=%.2f "
 	       "ids_sha=%016llx\n",
