@@ -176,6 +176,7 @@ static void *thread_main(void *arg)
 	struct pollfd pfd = { .fd = t->chan->fd, .events = POLLIN };
 	struct vg_hdr h;
 	struct vg_rd r;
+	struct timespec t0 = { 0, 0 };
 	CUresult res;
 	int ret, noreply;
 
@@ -207,6 +208,8 @@ static void *thread_main(void *arg)
 		t->seq = h.seq;
 		vg_buf_reset(&t->out);
 		vg_rd_init(&r, t->in.p, t->in.len);
+		if (trace_calls)
+			clock_gettime(CLOCK_MONOTONIC, &t0);
 		if (h.op < VG_OP_BASE) {
 			if (h.op == 0 || h.op >= VG_FN_MAX)
 				wk_fatal("unknown function id %u", h.op);
@@ -218,9 +221,15 @@ static void *thread_main(void *arg)
 			close(t->fd_in);	/* an operation that keeps it has dup'ed it */
 			t->fd_in = -1;
 		}
-		if (trace_calls)
-			VG_WARN("trace: channel %u op %u (%s) -> %d", t->tid, h.op,
-				h.op < VG_FN_MAX && vg_fn_descs[h.op].name ? vg_fn_descs[h.op].name : "manual", res);
+		if (trace_calls) {
+			struct timespec t1;
+
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			VG_WARN("trace: %ld.%06ld channel %u op %u (%s) -> %d, %.1f us", (long)t0.tv_sec,
+				t0.tv_nsec / 1000, t->tid, h.op,
+				h.op < VG_FN_MAX && vg_fn_descs[h.op].name ? vg_fn_descs[h.op].name : "manual", res,
+				(double)(t1.tv_sec - t0.tv_sec) * 1e6 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e3);
+		}
 		if (res != CUDA_SUCCESS && vg_log_enabled(VG_LOG_DEBUG))
 			VG_DEBUG("op %u (%s) returned %d%s", h.op,
 				 h.op < VG_FN_MAX && vg_fn_descs[h.op].name ? vg_fn_descs[h.op].name : "manual",
