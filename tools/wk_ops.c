@@ -109,6 +109,118 @@ int wk_snapshot_prepare(void)
 	return 0;
 }
 
+/*
+ * A warm worker also creates device 0's primary context before its client
+ * comes: the context's creation is most of a CUDA program's first call.
+ * The worker holds it by a hidden reference only until the client's first
+ * cuDevicePrimaryCtxRetain, which takes it over (the hidden reference is
+ * dropped at once, so from then on the count is the client's own).  Until
+ * then the client must see what a process that never retained it sees:
+ * cuDevicePrimaryCtxGetState answers inactive, and any other primary-context
+ * call on that device (release, reset, set flags) drops the hidden reference
+ * first and then is the driver's own.  The primary-context entries of
+ * wk.fns are replaced by the wrappers below, so every path goes through them.
+ */
+static pthread_mutex_t prewarm_lock = PTHREAD_MUTEX_INITIALIZER;
+static int prewarm_held;
+static CUdevice prewarm_dev;
+static struct {
+	__typeof__(&cuDevicePrimaryCtxRetain) retain;
+	__typeof__(&cuDevicePrimaryCtxRelease_v2) release2, release;
+	__typeof__(&cuDevicePrimaryCtxGetState) getstate;
+	__typeof__(&cuDevicePrimaryCtxReset_v2) reset2, reset;
+	__typeof__(&cuDevicePrimaryCtxSetFlags_v2) setflags2, setflags;
+} pw;
+
+/* Drops the hidden reference when it is on dev; with prewarm_lock held. */
+static void prewarm_drop(CUdevice dev)
+{
+	if (prewarm_held && dev == prewarm_dev) {
+		prewarm_held = 0;
+		pw.release2(dev);
+	}
+}
+
+static CUresult pw_retain(CUcontext *pctx, CUdevice dev)
+{
+	CUresult res;
+
+	pthread_mutex_lock(&prewarm_lock);
+	res = pw.retain(pctx, dev);
+	if (res == CUDA_SUCCESS)
+		prewarm_drop(dev);
+	pthread_mutex_unlock(&prewarm_lock);
+	return res;
+}
+
+static CUresult pw_getstate(CUdevice dev, unsigned int *flags, int *active)
+{
+	CUresult res;
+
+	pthread_mutex_lock(&prewarm_lock);
+	res = pw.getstate(dev, flags, active);
+	if (res == CUDA_SUCCESS && prewarm_held && dev == prewarm_dev && active)
+		*active = 0;
+	pthread_mutex_unlock(&prewarm_lock);
+	return res;
+}
+
+#define PW_DROP_THEN(name, ...) do { \
+	CUresult res_; \
+	pthread_mutex_lock(&prewarm_lock); \
+	prewarm_drop(dev); \
+	res_ = pw.name(__VA_ARGS__); \
+	pthread_mutex_unlock(&prewarm_lock); \
+	return res_; \
+} while (0)
+
+static CUresult pw_release2(CUdevice dev) { PW_DROP_THEN(release2, dev); }
+static CUresult pw_release(CUdevice dev) { PW_DROP_THEN(release, dev); }
+static CUresult pw_reset2(CUdevice dev) { PW_DROP_THEN(reset2, dev); }
+static CUresult pw_reset(CUdevice dev) { PW_DROP_THEN(reset, dev); }
+static CUresult pw_setflags2(CUdevice dev, unsigned int f) { PW_DROP_THEN(setflags2, dev, f); }
+static CUresult pw_setflags(CUdevice dev, unsigned int f) { PW_DROP_THEN(setflags, dev, f); }
+
+/* The client is gone: a context made ahead that it never took goes too. */
+void wk_prewarm_release(void)
+{
+	pthread_mutex_lock(&prewarm_lock);
+	prewarm_drop(prewarm_dev);
+	pthread_mutex_unlock(&prewarm_lock);
+}
+
+/* After the snapshot; failure only means a slower first call. */
+void wk_prewarm_context(void)
+{
+	CUcontext c = NULL;
+	CUdevice dev = 0;
+
+	pw.retain = WK_FN(cuDevicePrimaryCtxRetain);
+	pw.release2 = WK_FN(cuDevicePrimaryCtxRelease_v2);
+	pw.release = WK_FN(cuDevicePrimaryCtxRelease);
+	pw.getstate = WK_FN(cuDevicePrimaryCtxGetState);
+	pw.reset2 = WK_FN(cuDevicePrimaryCtxReset_v2);
+	pw.reset = WK_FN(cuDevicePrimaryCtxReset);
+	pw.setflags2 = WK_FN(cuDevicePrimaryCtxSetFlags_v2);
+	pw.setflags = WK_FN(cuDevicePrimaryCtxSetFlags);
+	if (!pw.retain || !pw.release2 || !pw.release || !pw.getstate || !pw.reset2 || !pw.reset ||
+	    !pw.setflags2 || !pw.setflags || !wk.fns[VG_FN_cuDeviceGet])
+		return;
+	if (WK_FN(cuDeviceGet)(&dev, 0) != CUDA_SUCCESS || pw.retain(&c, dev) != CUDA_SUCCESS)
+		return;
+	prewarm_dev = dev;
+	prewarm_held = 1;
+	wk.fns[VG_FN_cuDevicePrimaryCtxRetain] = (void *)pw_retain;
+	wk.fns[VG_FN_cuDevicePrimaryCtxRelease_v2] = (void *)pw_release2;
+	wk.fns[VG_FN_cuDevicePrimaryCtxRelease] = (void *)pw_release;
+	wk.fns[VG_FN_cuDevicePrimaryCtxGetState] = (void *)pw_getstate;
+	wk.fns[VG_FN_cuDevicePrimaryCtxReset_v2] = (void *)pw_reset2;
+	wk.fns[VG_FN_cuDevicePrimaryCtxReset] = (void *)pw_reset;
+	wk.fns[VG_FN_cuDevicePrimaryCtxSetFlags_v2] = (void *)pw_setflags2;
+	wk.fns[VG_FN_cuDevicePrimaryCtxSetFlags] = (void *)pw_setflags;
+	VG_DEBUG("warm worker: device 0's primary context made ahead");
+}
+
 /* CAPTURE_INFO: documented in libcuda/capture.c. */
 static CUresult op_capture_info(struct vg_rd *r, struct vg_buf *out)
 {
@@ -247,6 +359,7 @@ void wk_cleanup(void)
 	void *prim[VG_SNAP_DEV_MAX] = { 0 };
 
 	wk.quiet = 1;
+	wk_prewarm_release();
 	if (WK_CALL(cuDeviceGetCount, &n) != CUDA_SUCCESS)
 		return;
 	if (n > VG_SNAP_DEV_MAX)

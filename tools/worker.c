@@ -674,6 +674,7 @@ static int warm_wait(const char *driver, int link, char **argv)
 		VG_ERR("warm worker: the driver did not initialise");
 		exit(1);
 	}
+	wk_prewarm_context();
 	/* The name says "idle, no client": `vgpu run` does not wait for such a worker. */
 	prctl(PR_SET_NAME, "vgpu-warm");
 	if (write(link, "R", 1) != 1)

@@ -108,6 +108,8 @@ int wk_host_call(struct wk_thread *t, uint32_t op, const struct vg_buf *req, str
 void wk_cleanup(void);
 /* A warm worker: the device snapshot made ahead of the client (wk_ops.c); 0 or -1. */
 int wk_snapshot_prepare(void);
+void wk_prewarm_context(void);
+void wk_prewarm_release(void);
 /* 1 when [p, p+n) lies in pinned memory this client shared with us. */
 int wk_shm_contains(uint64_t p, uint64_t n);
 

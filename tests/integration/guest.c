@@ -62,6 +62,11 @@ CUresult cuMemAllocPitch_v2(CUdeviceptr *p, size_t *pitch, size_t w, size_t h, u
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dst, const void *src, size_t n, CUstream s);
 CUresult cuMemcpyDtoHAsync_v2(void *dst, CUdeviceptr src, size_t n, CUstream s);
 CUresult cuMemcpyDtoD_v2(CUdeviceptr dst, CUdeviceptr src, size_t n);
+CUresult cuDevicePrimaryCtxRetain(CUcontext *ctx, CUdevice dev);
+CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev);
+CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev);
+CUresult cuDevicePrimaryCtxSetFlags_v2(CUdevice dev, unsigned int flags);
+CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int *flags, int *active);
 
 /*
  * A module image the CPU test driver understands: it looks for the test
@@ -591,6 +596,49 @@ static int mode_threads(int n, int want_ok)
 	return 0;
 }
 
+/*
+ * The primary context's answers, one line each, for comparing a warm worker
+ * (which made device 0's context ahead) with a cold one: the state before
+ * any retain, a release of the inactive context, retain/release, flags set
+ * while inactive, a reset.
+ */
+static int mode_primary(void)
+{
+	CUcontext c = NULL;
+	CUdevice dev;
+	unsigned int flags = 99;
+	int active = 99;
+
+	MUST(cuInit(0));
+	MUST(cuDeviceGet(&dev, 0));
+#define STATE(tag) do { \
+		CUresult r_; \
+		flags = 99, active = 99; \
+		r_ = cuDevicePrimaryCtxGetState(dev, &flags, &active); \
+		printf("RESULT %s getstate=%d flags=%u active=%d\n", tag, (int)r_, flags, active); \
+	} while (0)
+	CUresult r;
+
+	STATE("start");
+	printf("RESULT release_inactive=%d\n", (int)cuDevicePrimaryCtxRelease_v2(dev));
+	STATE("after_release_inactive");
+	r = cuDevicePrimaryCtxRetain(&c, dev);
+	printf("RESULT retain=%d ctx=%s\n", (int)r, c ? "set" : "NULL");
+	STATE("retained");
+	printf("RESULT release=%d\n", (int)cuDevicePrimaryCtxRelease_v2(dev));
+	STATE("released");
+	printf("RESULT release_again=%d\n", (int)cuDevicePrimaryCtxRelease_v2(dev));
+	printf("RESULT setflags=%d\n", (int)cuDevicePrimaryCtxSetFlags_v2(dev, CU_CTX_SCHED_BLOCKING_SYNC));
+	STATE("flags_set");
+	printf("RESULT retain2=%d\n", (int)cuDevicePrimaryCtxRetain(&c, dev));
+	STATE("retained2");
+	printf("RESULT reset=%d\n", (int)cuDevicePrimaryCtxReset_v2(dev));
+	STATE("reset");
+#undef STATE
+	printf("RESULT ok\n");
+	return failed;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -598,6 +646,8 @@ int main(int argc, char **argv)
 		return mode_noserver();
 	if (argc == 3 && !strcmp(argv[1], "work"))
 		return mode_work(atoi(argv[2]));
+	if (argc == 2 && !strcmp(argv[1], "primary"))
+		return mode_primary();
 	if (argc == 2 && !strcmp(argv[1], "leak"))
 		return mode_leak();
 	if (argc == 3 && !strcmp(argv[1], "wait"))
