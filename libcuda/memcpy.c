@@ -425,6 +425,55 @@ static CUresult dtoh(int fn, void *dst, CUdeviceptr src, size_t n)
 	return inflight_drain(fn, &q, res);
 }
 
+/*
+ * Asynchronous copies from pageable memory.  Generically the bytes travel in
+ * the message; a large copy instead goes through the staging halves, each
+ * chunk an asynchronous copy from pinned memory on the caller's stream.  A
+ * half is refilled only once the stream has finished with it (a stream
+ * synchronisation after every two chunks), and the function returns once
+ * the copy is done, so the halves are free for the next copy of this
+ * thread.  The driver itself makes a pageable copy wait for the stream's
+ * earlier work, so the waits add no ordering an application could see; a
+ * capturing stream cannot be synchronised, and its error comes back, as the
+ * driver refuses pageable copies in a capture.
+ */
+static CUresult htod_async(int fn, int sync_fn, CUdeviceptr dst, const void *src, size_t n, CUstream s)
+{
+	uint64_t a[4] = { dst, (uint64_t)(uintptr_t)src, n, (uint64_t)(uintptr_t)s };
+	uint64_t sa[1] = { (uint64_t)(uintptr_t)s };
+	uint8_t *stage;
+	size_t off, c, k;
+	CUresult res;
+
+	if (n < LC_STAGE_MIN || !src || lc_hostmem_shared(src, n) || !(stage = stage_get()))
+		return lc_call(fn, a);
+	for (off = 0, k = 0; off < n; off += c, k++) {
+		c = n - off < LC_STAGE_BYTES ? n - off : LC_STAGE_BYTES;
+		if (k >= 2 && !(k & 1) && (res = lc_call(sync_fn, sa)) != CUDA_SUCCESS)
+			return res;
+		memcpy(stage + (k & 1) * (size_t)LC_STAGE_BYTES, (const uint8_t *)src + off, c);
+		a[0] = dst + off;
+		a[1] = (uint64_t)(uintptr_t)(stage + (k & 1) * (size_t)LC_STAGE_BYTES);
+		a[2] = c;
+		if ((res = lc_call(fn, a)) != CUDA_SUCCESS)
+			return res;
+	}
+	return lc_call(sync_fn, sa);
+}
+
+VG_EXPORT CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount, CUstream hStream)
+{
+	return htod_async(VG_FN_cuMemcpyHtoDAsync_v2, VG_FN_cuStreamSynchronize, dstDevice, srcHost, ByteCount,
+			  hStream);
+}
+
+VG_EXPORT CUresult cuMemcpyHtoDAsync_v2_ptsz(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount,
+					     CUstream hStream)
+{
+	return htod_async(VG_FN_cuMemcpyHtoDAsync_v2_ptsz, VG_FN_cuStreamSynchronize_ptsz, dstDevice, srcHost,
+			  ByteCount, hStream);
+}
+
 VG_EXPORT CUresult cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)
 {
 	return htod(VG_FN_cuMemcpyHtoD_v2, dstDevice, srcHost, ByteCount);

@@ -388,6 +388,11 @@ def gen_guest(spec):
             # Hand-written in libcuda/; until one exists, this weak
             # definition answers honestly that it is not built yet.
             out.append("VG_EXPORT __attribute__((weak)) %s" % proto(fn))
+        elif fn.cls == "async":
+            # Generic, yet a hand-written definition in libcuda/ may take
+            # its place for some arguments (copies from pageable memory)
+            # and call lc_call itself for the rest.
+            out.append("VG_EXPORT __attribute__((weak)) %s" % proto(fn))
         else:
             out.append("VG_EXPORT %s" % proto(fn))
         out.append("{")

@@ -253,6 +253,44 @@ static void gc_copies_pageable_large(void)
 	free(b);
 }
 
+/*
+ * The same from pageable memory, asynchronously on a stream (vgpu stages
+ * these too, the stream waited for between chunks): the copy keeps its
+ * place in the stream's order (a memset queued after it wins over its first
+ * bytes, one queued before loses), and every byte arrives.
+ */
+static void gc_copies_pageable_async(CUstream s)
+{
+	size_t n = GC_LARGE, i;
+	unsigned char *a = malloc(n), *b = malloc(n);
+	CUdeviceptr d = 0;
+	int same = 1;
+
+	if (!a || !b) {
+		gc_check("large_async.malloc", 0);
+		free(a);
+		free(b);
+		return;
+	}
+	for (i = 0; i < n; i++)
+		a[i] = (unsigned char)(i * 77 + (i >> 19) + 1);
+	memset(b, 0, n);
+	gc_must("large_async.alloc", cuMemAlloc(&d, n + 64));
+	gc_expect("large_async.memset_before", cuMemsetD8Async(d, 0x11, n + 64, s), CUDA_SUCCESS);
+	gc_expect("large_async.htod", cuMemcpyHtoDAsync(d + 64, a, n, s), CUDA_SUCCESS);
+	gc_expect("large_async.memset_after", cuMemsetD8Async(d + 64, 0x5a, 100, s), CUDA_SUCCESS);
+	gc_expect("large_async.sync", cuStreamSynchronize(s), CUDA_SUCCESS);
+	gc_expect("large_async.dtoh", cuMemcpyDtoH(b, d + 64, n), CUDA_SUCCESS);
+	for (i = 0; i < 100 && same; i++)
+		same = b[i] == 0x5a;
+	for (i = 100; i < n && same; i++)
+		same = a[i] == b[i];
+	gc_check("large_async.bytes", same);
+	gc_expect("large_async.free", cuMemFree(d), CUDA_SUCCESS);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	unsigned char *src = malloc(GC_BYTES), *dst = malloc(GC_BYTES);
@@ -268,6 +306,7 @@ int main(void)
 	gc_copies_2d(s, src, dst);
 	gc_copies_3d(s, src, dst);
 	gc_copies_pageable_large();
+	gc_copies_pageable_async(s);
 	gc_expect("stream_destroy", cuStreamDestroy(s), CUDA_SUCCESS);
 	free(src);
 	free(dst);
