@@ -122,6 +122,18 @@ struct ld_opts {
 
 static int ld_verbose;
 
+/* With -v: "llama-drive: phase NAME at SECONDS" (CLOCK_MONOTONIC), for
+ * lining a run up with the worker's trace (tests/gpu/llama/profile-llama). */
+static void ld_phase(const char *name)
+{
+	struct timespec ts;
+
+	if (!ld_verbose)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	fprintf(stderr, "llama-drive: phase %s at %ld.%06ld\n", name, (long)ts.tv_sec, ts.tv_nsec / 1000);
+}
+
 static void ld_log(int level, const char *text, void *ud)
 {
 	(void)level;
@@ -420,6 +432,7 @@ int main(int argc, char **argv)
 
 	mp = a.model_default_params();
 	ld_put_u32(mp.b, LD_MP_N_GPU_LAYERS, gpus > 0 && !o.cpu_only ? 999 : 0);
+	ld_phase("load");
 	t0 = ld_now_ms();
 	model = a.model_load_from_file(o.model, mp);
 	load_ms = ld_now_ms() - t0;
@@ -448,6 +461,7 @@ int main(int argc, char **argv)
 		ld_put_u32(cp.b, LD_CP_N_THREADS, (uint32_t)o.threads);
 		ld_put_u32(cp.b, LD_CP_N_THREADS_BATCH, (uint32_t)o.threads);
 	}
+	ld_phase("context");
 	t0 = ld_now_ms();
 	ctx = a.init_from_model(model, cp);
 	ctx_ms = ld_now_ms() - t0;
@@ -456,11 +470,13 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 
-	/* Warm-up as llama.cpp's tools do: one small batch and one token, then
-	 * the memory is cleared, so one-time set-up stays out of the timings. */
+	/* Warm-up as llama-bench does: one batch of the prompt's size and one
+	 * token, then the memory is cleared, so one-time set-up (cuBLAS's
+	 * handles and kernels, first launches) stays out of the timings. */
+	ld_phase("warmup");
 	if (o.warmup) {
 		t0 = ld_now_ms();
-		if (ld_step(&a, ctx, warm, 2, n_vocab) < 0 ||
+		if (ld_step(&a, ctx, o.prompt, o.n_prompt, n_vocab) < 0 ||
 		    ld_step(&a, ctx, warm, 1, n_vocab) < 0)
 			goto cleanup;
 		a.synchronize(ctx);
@@ -471,6 +487,7 @@ int main(int argc, char **argv)
 	ids = calloc((size_t)o.n_gen + 1, sizeof(*ids));
 	if (!ids)
 		goto cleanup;
+	ld_phase("prompt");
 	prompt_ms = 0;
 	for (i = 0; i < o.pp_reps; i++) {
 		if (i > 0)
@@ -482,6 +499,7 @@ int main(int argc, char **argv)
 			goto cleanup;
 	}
 	prompt_ms /= o.pp_reps;
+	ld_phase("decode");
 	/* Each generated id is fed back: n_gen single-token decodes. */
 	t0 = ld_now_ms();
 	for (i = 0; i < o.n_gen; i++) {
@@ -493,6 +511,7 @@ int main(int argc, char **argv)
 	}
 	a.synchronize(ctx);
 	decode_ms = ld_now_ms() - t0;
+	ld_phase("end");
 
 	printf("IDS");
 	for (i = 0; i < o.n_gen; i++)
