@@ -161,6 +161,38 @@ static struct {
 /* The primary context's handle per device, once a retain has shown it. */
 static uint64_t prim_ctx[LC_DEV_MAX];
 
+struct vg_buf *lc_scratch(void);
+
+static int peek_unsupported;	/* the host said so once: not asked again */
+
+/* The host's PRIMARY_PEEK: the handle without retaining the context. */
+static CUresult primary_peek(CUdevice dev, uint64_t *id)
+{
+	struct vg_buf *b = lc_scratch(), rep;
+	struct vg_rd r;
+	CUresult res = lc_check();
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	if (!b)
+		return CUDA_ERROR_DEVICE_UNAVAILABLE;
+	vg_put_u32(b, (uint32_t)lc_device(dev)->host_ordinal);
+	vg_buf_init(&rep);
+	res = lc_rpc(VG_OP_PRIMARY_PEEK, b, &rep);
+	if (res == CUDA_SUCCESS) {
+		vg_rd_init(&r, rep.p, rep.len);
+		*id = vg_get_u64(&r);
+		if (r.err || r.off != r.len || !*id)
+			res = CUDA_ERROR_NOT_SUPPORTED;
+		else
+			lc_handle_add(*id, VG_H_CUcontext);
+	}
+	vg_buf_fini(&rep);
+	if (res == CUDA_ERROR_NOT_SUPPORTED)
+		__atomic_store_n(&peek_unsupported, 1, __ATOMIC_RELAXED);
+	return res;
+}
+
 CUresult lc_ctx_primary_peek(CUdevice dev, CUcontext *pctx)
 {
 	uint64_t id;
@@ -168,8 +200,11 @@ CUresult lc_ctx_primary_peek(CUdevice dev, CUcontext *pctx)
 	if (!lc_device(dev) || !pctx)
 		return CUDA_ERROR_INVALID_DEVICE;
 	id = __atomic_load_n(&prim_ctx[dev], __ATOMIC_RELAXED);
+	if (!id && !__atomic_load_n(&peek_unsupported, __ATOMIC_RELAXED) && primary_peek(dev, &id) == CUDA_SUCCESS)
+		__atomic_store_n(&prim_ctx[dev], id, __ATOMIC_RELAXED);
 	if (!id) {
-		/* Retain and release once: the handle stays the same for the process. */
+		/* The host cannot peek: retain and release once (the context
+		 * is created and destroyed); the handle stays the same. */
 		CUresult res = cuDevicePrimaryCtxRetain(pctx, dev);
 
 		if (res != CUDA_SUCCESS)

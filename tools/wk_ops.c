@@ -285,6 +285,44 @@ static CUresult op_graph_update(struct vg_rd *r, struct vg_buf *out)
 }
 
 /*
+ * PRIMARY_PEEK: i32 host device ordinal.  Reply: u64 context id.  The
+ * handle of the device's primary context, neither retained nor made
+ * current, as cudart asks for it at its start (slot 2 of the driver's
+ * CUDART_INTERFACE table, whose first word is its size).  Retaining and
+ * releasing instead would create and destroy the context, hundreds of
+ * milliseconds on a GPU.  NOT_SUPPORTED where the driver has no such slot:
+ * the client then retains and releases.
+ */
+static CUresult op_primary_peek(struct vg_rd *r, struct vg_buf *out)
+{
+	static const CUuuid cudart_interface = { { 0x6b, 0xd5, 0xfb, 0x6c, 0x5b, 0xf4, 0xe7, 0x4a,
+						   (char)0x89, (char)0x87, (char)0xd9, 0x39, 0x12, (char)0xfd,
+						   (char)0x9d, (char)0xf9 } };
+	int32_t ord = (int32_t)vg_get_u32(r);
+	const void *tbl = NULL;
+	void *const *words;
+	CUresult (*peek)(CUcontext *, CUdevice);
+	CUcontext c = NULL;
+	CUresult res;
+
+	if (r->err || r->off != r->len)
+		wk_fatal("malformed PRIMARY_PEEK");
+	if (!wk.fns[VG_FN_cuGetExportTable] ||
+	    WK_FN(cuGetExportTable)(&tbl, &cudart_interface) != CUDA_SUCCESS || !tbl)
+		return CUDA_ERROR_NOT_SUPPORTED;
+	words = tbl;
+	if ((uintptr_t)words[0] < 3 * sizeof(void *) || !words[2])
+		return CUDA_ERROR_NOT_SUPPORTED;
+	peek = (CUresult (*)(CUcontext *, CUdevice))(uintptr_t)words[2];
+	res = peek(&c, (CUdevice)ord);
+	if (res == CUDA_SUCCESS && !c)
+		res = CUDA_ERROR_NOT_SUPPORTED;
+	if (res == CUDA_SUCCESS)
+		wk_put_handle(out, c, VG_H_CUcontext);
+	return res;
+}
+
+/*
  * RING_ATTACH: u32 ring bytes, the memfd attached.  Checked now; the channel
  * moves to the rings right after the reply (which still goes on the socket).
  */
@@ -346,6 +384,8 @@ CUresult wk_manual(struct wk_thread *t, uint32_t op, struct vg_rd *r, struct vg_
 		return op_ring_attach(t, r);
 	case VG_OP_OCC_CLUSTERS:
 		return wk_op_occ_clusters(r, out);
+	case VG_OP_PRIMARY_PEEK:
+		return op_primary_peek(r, out);
 	default:
 		wk_fatal("unknown operation %#x", op);
 	}

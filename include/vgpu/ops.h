@@ -26,6 +26,7 @@ enum vg_op_more {
 	VG_OP_GRAPH_UPDATE  = VG_OP_BASE + 18,	/* cuGraphExecUpdate_v2 */
 	VG_OP_RING_ATTACH   = VG_OP_BASE + 19,	/* u32 ring bytes, memfd attached: this channel moves to rings */
 	VG_OP_OCC_CLUSTERS  = VG_OP_BASE + 20,	/* cuOccupancyMaxActiveClusters / MaxPotentialClusterSize */
+	VG_OP_PRIMARY_PEEK  = VG_OP_BASE + 21,	/* a primary context's handle, not retained */
 };
 
 /* HOST_CALL ops (host -> guest, answered with HOST_RETURN). */
