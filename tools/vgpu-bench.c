@@ -364,11 +364,11 @@ static void llama_result(const char *line, struct table *t)
  */
 static int run_leg(char *const argv[], const char *lib, const char *server, struct table *t)
 {
-	char dir[PATH_MAX], line[512], name[64], unit[16];
+	char dir[PATH_MAX], line[4096], name[64], unit[16];
 	const char *old = getenv("LD_LIBRARY_PATH");
 	char *ldp;
 	double med, p10, p90;
-	int pfd[2], status;
+	int pfd[2], status, cont = 0;
 	pid_t pid;
 	FILE *f;
 
@@ -400,10 +400,19 @@ static int run_leg(char *const argv[], const char *lib, const char *server, stru
 	close(pfd[1]);
 	f = fdopen(pfd[0], "r");
 	while (f && fgets(line, sizeof(line), f)) {
+		/* Only whole lines are figures: the rest of a longer one is not. */
+		int whole = strchr(line, '\n') != NULL, part = cont;
+
+		cont = !whole;
+		if (part)
+			continue;
 		if (!strncmp(line, "RESULT ", 7)) {
 			llama_result(line, t);
 			continue;
 		}
+		/* llama-drive's generated ids are not a figure. */
+		if (!strncmp(line, "IDS ", 4))
+			continue;
 		if (sscanf(line, "%63s %lf %lf %lf %15s", name, &med, &p10, &p90, unit) != 5)
 			continue;
 		row_add(t, name, unit, med, p10, p90);
