@@ -5,6 +5,7 @@
  * unaligned) and 3D, each also Async.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -222,71 +223,50 @@ static void gc_copies_3d(CUstream s, unsigned char *src, unsigned char *dst)
 
 /*
  * Pageable copies of several chunks (vgpu stages them 8 MiB at a time, two
- * in flight), an odd size, at an offset, both ways.
+ * in flight), an odd size, at an offset, both ways.  With a stream s, the
+ * host-to-device copy is the asynchronous one (vgpu stages these too, the
+ * stream waited for between chunks): it keeps its place in the stream's
+ * order (a memset queued after it wins over its first bytes, one queued
+ * before loses), and every byte arrives.
  */
 #define GC_LARGE ((37u << 20) + 12345u)
 
-static void gc_copies_pageable_large(void)
+static void gc_copies_pageable(CUstream s)
 {
-	size_t n = GC_LARGE, i;
+	const char *tag = s ? "large_async" : "large";
+	size_t n = GC_LARGE, i, lead = s ? 100 : 0;
 	unsigned char *a = malloc(n), *b = malloc(n);
 	CUdeviceptr d = 0;
+	char what[64];
 	int same = 1;
 
+#define GC_WHAT(step) (snprintf(what, sizeof(what), "%s.%s", tag, step), what)
 	if (!a || !b) {
-		gc_check("large.malloc", 0);
+		gc_check(GC_WHAT("malloc"), 0);
 		free(a);
 		free(b);
 		return;
 	}
 	for (i = 0; i < n; i++)
-		a[i] = (unsigned char)(i * 131 + (i >> 20));
+		a[i] = (unsigned char)(s ? i * 77 + (i >> 19) + 1 : i * 131 + (i >> 20));
 	memset(b, 0, n);
-	gc_must("large.alloc", cuMemAlloc(&d, n + 64));
-	gc_expect("large.htod", cuMemcpyHtoD(d + 64, a, n), CUDA_SUCCESS);
-	gc_expect("large.dtoh", cuMemcpyDtoH(b, d + 64, n), CUDA_SUCCESS);
-	for (i = 0; i < n && same; i++)
-		same = a[i] == b[i];
-	gc_check("large.bytes", same);
-	gc_expect("large.free", cuMemFree(d), CUDA_SUCCESS);
-	free(a);
-	free(b);
-}
-
-/*
- * The same from pageable memory, asynchronously on a stream (vgpu stages
- * these too, the stream waited for between chunks): the copy keeps its
- * place in the stream's order (a memset queued after it wins over its first
- * bytes, one queued before loses), and every byte arrives.
- */
-static void gc_copies_pageable_async(CUstream s)
-{
-	size_t n = GC_LARGE, i;
-	unsigned char *a = malloc(n), *b = malloc(n);
-	CUdeviceptr d = 0;
-	int same = 1;
-
-	if (!a || !b) {
-		gc_check("large_async.malloc", 0);
-		free(a);
-		free(b);
-		return;
+	gc_must(GC_WHAT("alloc"), cuMemAlloc(&d, n + 64));
+	if (s) {
+		gc_expect(GC_WHAT("memset_before"), cuMemsetD8Async(d, 0x11, n + 64, s), CUDA_SUCCESS);
+		gc_expect(GC_WHAT("htod"), cuMemcpyHtoDAsync(d + 64, a, n, s), CUDA_SUCCESS);
+		gc_expect(GC_WHAT("memset_after"), cuMemsetD8Async(d + 64, 0x5a, lead, s), CUDA_SUCCESS);
+		gc_expect(GC_WHAT("sync"), cuStreamSynchronize(s), CUDA_SUCCESS);
+	} else {
+		gc_expect(GC_WHAT("htod"), cuMemcpyHtoD(d + 64, a, n), CUDA_SUCCESS);
 	}
-	for (i = 0; i < n; i++)
-		a[i] = (unsigned char)(i * 77 + (i >> 19) + 1);
-	memset(b, 0, n);
-	gc_must("large_async.alloc", cuMemAlloc(&d, n + 64));
-	gc_expect("large_async.memset_before", cuMemsetD8Async(d, 0x11, n + 64, s), CUDA_SUCCESS);
-	gc_expect("large_async.htod", cuMemcpyHtoDAsync(d + 64, a, n, s), CUDA_SUCCESS);
-	gc_expect("large_async.memset_after", cuMemsetD8Async(d + 64, 0x5a, 100, s), CUDA_SUCCESS);
-	gc_expect("large_async.sync", cuStreamSynchronize(s), CUDA_SUCCESS);
-	gc_expect("large_async.dtoh", cuMemcpyDtoH(b, d + 64, n), CUDA_SUCCESS);
-	for (i = 0; i < 100 && same; i++)
+	gc_expect(GC_WHAT("dtoh"), cuMemcpyDtoH(b, d + 64, n), CUDA_SUCCESS);
+	for (i = 0; i < lead && same; i++)
 		same = b[i] == 0x5a;
-	for (i = 100; i < n && same; i++)
+	for (i = lead; i < n && same; i++)
 		same = a[i] == b[i];
-	gc_check("large_async.bytes", same);
-	gc_expect("large_async.free", cuMemFree(d), CUDA_SUCCESS);
+	gc_check(GC_WHAT("bytes"), same);
+	gc_expect(GC_WHAT("free"), cuMemFree(d), CUDA_SUCCESS);
+#undef GC_WHAT
 	free(a);
 	free(b);
 }
@@ -305,8 +285,8 @@ int main(void)
 	gc_copies_linear(s, src, dst);
 	gc_copies_2d(s, src, dst);
 	gc_copies_3d(s, src, dst);
-	gc_copies_pageable_large();
-	gc_copies_pageable_async(s);
+	gc_copies_pageable(NULL);
+	gc_copies_pageable(s);
 	gc_expect("stream_destroy", cuStreamDestroy(s), CUDA_SUCCESS);
 	free(src);
 	free(dst);
