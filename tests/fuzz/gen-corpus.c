@@ -437,6 +437,10 @@ static void manual(void)
 		save_one(i ? "op-occ-clusters-size" : "op-occ-clusters", VG_MSG_CALL, VG_OP_OCC_CLUSTERS, &b);
 	}
 
+	vg_buf_reset(&b);
+	vg_put_u32(&b, 0);
+	save_one("op-primary-peek", VG_MSG_CALL, VG_OP_PRIMARY_PEEK, &b);
+
 	/* Host functions come after the callback channel is open. */
 	for (i = 0; i < 2; i++) {
 		struct vg_buf file;
