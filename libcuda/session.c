@@ -246,6 +246,8 @@ out:
 	return c;
 }
 
+static unsigned int ring_spin_us(void);
+
 /*
  * Moves a thread channel to shared-memory rings when the worker shares our
  * kernel (VGPU_RING=0 keeps the socket): RING_ATTACH goes on the socket with
@@ -271,8 +273,10 @@ static void chan_ring_attach(struct lc_tchan *t)
 	h.seq = next_seq();
 	if (tp_send_msg(t->chan, &h, payload, sizeof(payload), fd) == 0 &&
 	    tp_recv_msg(t->chan, &h, &b, 64, NULL) == 0 && h.kind == VG_MSG_REPLY && h.status == 0 &&
-	    tp_ring_wrap(t->chan, fd, VG_RING_BYTES, 1, &ring) == 0)
+	    tp_ring_wrap(t->chan, fd, VG_RING_BYTES, 1, &ring) == 0) {
+		tp_ring_set_spin(ring, ring_spin_us());
 		t->chan = ring;
+	}
 	vg_buf_fini(&b);
 	close(fd);
 }
@@ -351,7 +355,7 @@ void lc_set_occupancy_callback(size_t (*cb)(int))
  * one's sequence number; a replied call from a thread other than the last
  * sender asks the host to run it only after those (VG_F_ORDERED).
  */
-/* How long a thread spins for a reply before it sleeps (VGPU_SPIN_US). */
+/* How long a thread spins for a reply on a socket before it sleeps (VGPU_SPIN_US). */
 static unsigned int spin_us(void)
 {
 	static int us = -1;
@@ -362,6 +366,33 @@ static unsigned int spin_us(void)
 		us = e && *e ? atoi(e) : 50;
 		if (us < 0 || us > 100000)
 			us = 50;
+	}
+	return (unsigned int)us;
+}
+
+/*
+ * The same on a shared-memory ring.  A thread waiting for a reply is inside
+ * a CUDA call, where NVIDIA's driver (CU_CTX_SCHED_AUTO) spins as long as
+ * there are more CPUs than contexts; a sleep here would add a futex wake-up
+ * (tens of microseconds in a VM) to every long wait, such as a decode
+ * step's synchronisation.  So with four CPUs or more a thread spins up to
+ * 20 ms before it sleeps; with fewer, 50 us.  VGPU_SPIN_US overrides both.
+ */
+static unsigned int ring_spin_us(void)
+{
+	static int cached = -1;
+	int us = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+
+	if (us < 0) {
+		const char *e = getenv("VGPU_SPIN_US");
+
+		if (e && *e)
+			us = atoi(e);
+		else
+			us = sysconf(_SC_NPROCESSORS_ONLN) >= 4 ? 20000 : 50;
+		if (us < 0 || us > 100000)
+			us = 50;
+		__atomic_store_n(&cached, us, __ATOMIC_RELAXED);
 	}
 	return (unsigned int)us;
 }

@@ -167,6 +167,33 @@ static int is_synchronizing(uint32_t op)
 	return op == VG_OP_MEMCPY2D || op == VG_OP_MEMCPY3D;
 }
 
+/*
+ * How long a host thread spins for its guest thread's next call before it
+ * sleeps.  The guest's next call usually follows within a few hundred
+ * microseconds (a decode step's CPU work), and waking a sleeping thread
+ * costs tens of microseconds, so with four CPUs or more the thread spins
+ * 2 ms; with fewer, 50 us.  VGPU_WORKER_SPIN_US (vgpud's environment)
+ * overrides both.
+ */
+static unsigned int wk_ring_spin_us(void)
+{
+	static int cached = -1;
+	int us = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+
+	if (us < 0) {
+		const char *e = getenv("VGPU_WORKER_SPIN_US");
+
+		if (e && *e)
+			us = atoi(e);
+		else
+			us = sysconf(_SC_NPROCESSORS_ONLN) >= 4 ? 2000 : 50;
+		if (us < 0 || us > 100000)
+			us = 50;
+		__atomic_store_n(&cached, us, __ATOMIC_RELAXED);
+	}
+	return (unsigned int)us;
+}
+
 /* VGPU_TRACE: every call logged; read once (getenv per call costs on the launch path). */
 static int trace_calls;
 
@@ -265,8 +292,10 @@ static void *thread_main(void *arg)
 
 			pthread_mutex_lock(&t->rx_lock);
 			ret = tp_ring_wrap(t->chan, t->ring_fd, t->ring_bytes, 0, &ring);
-			if (ret == 0)
+			if (ret == 0) {
+				tp_ring_set_spin(ring, wk_ring_spin_us());
 				t->chan = ring;
+			}
 			pthread_mutex_unlock(&t->rx_lock);
 			close(t->ring_fd);
 			t->ring_fd = -1;

@@ -5,9 +5,11 @@
  * descriptors and to tell when the peer is gone.
  *
  * Each ring is single-producer, single-consumer.  `head` counts bytes
- * written, `tail` bytes read; both only grow.  Wake-ups: a waiter spins,
- * then yields, then announces itself in its `waiting` word and sleeps on it
- * with a futex; a publisher that sees the word set clears it and wakes.  The
+ * written, `tail` bytes read; both only grow.  Wake-ups: a waiter spins for
+ * its channel's spin time (tp_ring_set_spin; a futex wake-up of a sleeping
+ * thread costs tens of microseconds, more in a VM), then yields a little,
+ * then announces itself in its `waiting` word and sleeps on it with a
+ * futex; a publisher that sees the word set clears it and wakes.  The
  * store of `waiting` and the reload of the index on one side, and the store
  * of the index and the load of `waiting` on the other, are sequentially
  * consistent, so one of the two always sees the other: no lost wake-up.
@@ -28,7 +30,9 @@
 
 #include "tp.h"
 
-#define RING_SPIN      2000	/* polls of the index before yielding */
+#define RING_SPIN      2000	/* polls of the index before the clock is read */
+#define RING_POLLS     64	/* polls between two readings of the clock */
+#define RING_POLITE_NS 50000	/* a long spin yields the CPU once this often */
 #define RING_YIELD     50	/* sched_yield()s before sleeping */
 #define RING_NAP_MS    100	/* a sleep's length: then the peer is checked */
 
@@ -52,6 +56,7 @@ struct tp_ring_chan {
 	struct ring *tx, *rx;
 	uint8_t *tx_data, *rx_data;
 	uint32_t size;			/* bytes of data per ring, a power of two */
+	uint32_t spin_us;		/* spin this long before yielding */
 	int (*peer_alive)(int fd);
 };
 
@@ -79,6 +84,56 @@ static int socket_peer_alive(int fd)
 	return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 0;
 }
 
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#endif
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * The spin phase: 1 as soon as *idx differs from seen, 0 once the channel's
+ * spin time is over.  A long spin gives the CPU away now and then, so a
+ * peer (or anything else) waiting for this CPU is not starved.
+ */
+static int ring_spin(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen)
+{
+	uint64_t start, now, polite;
+	int i;
+
+	for (i = 0; i < RING_SPIN; i++)
+		if (__atomic_load_n(idx, __ATOMIC_ACQUIRE) != seen)
+			return 1;
+	if (!r->spin_us)
+		return 0;
+	start = now_ns();
+	polite = start + RING_POLITE_NS;
+	for (;;) {
+		for (i = 0; i < RING_POLLS; i++) {
+			if (__atomic_load_n(idx, __ATOMIC_ACQUIRE) != seen)
+				return 1;
+			cpu_relax();
+		}
+		now = now_ns();
+		if (now - start >= (uint64_t)r->spin_us * 1000)
+			return 0;
+		if (now >= polite) {
+			sched_yield();
+			polite = now + RING_POLITE_NS;
+		}
+	}
+}
+
 /*
  * Waits until *idx differs from seen (the peer moved), or the peer is gone.
  * waiting is this side's announcement word.
@@ -88,9 +143,8 @@ static int ring_wait(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen, uint3
 	struct timespec nap = { 0, RING_NAP_MS * 1000000L };
 	int i;
 
-	for (i = 0; i < RING_SPIN; i++)
-		if (__atomic_load_n(idx, __ATOMIC_ACQUIRE) != seen)
-			return 0;
+	if (ring_spin(r, idx, seen))
+		return 0;
 	for (i = 0; i < RING_YIELD; i++) {
 		sched_yield();
 		if (__atomic_load_n(idx, __ATOMIC_ACQUIRE) != seen)
@@ -314,6 +368,11 @@ int tp_ring_wrap(struct tp_chan *sock, int memfd, uint32_t ring_bytes, int creat
 int tp_chan_is_ring(const struct tp_chan *c)
 {
 	return c->ops == &ring_ops;
+}
+
+void tp_ring_set_spin(struct tp_chan *c, unsigned int usec)
+{
+	((struct tp_ring_chan *)c)->spin_us = usec > TP_RING_SPIN_MAX_US ? TP_RING_SPIN_MAX_US : usec;
 }
 
 int tp_ring_peek(struct tp_chan *c, void *p, size_t n)

@@ -114,6 +114,13 @@ size_t tp_ring_map_size(uint32_t ring_bytes);
 int tp_ring_create_fd(uint32_t ring_bytes);
 int tp_ring_wrap(struct tp_chan *sock, int memfd, uint32_t ring_bytes, int creator, struct tp_chan **out);
 int tp_chan_is_ring(const struct tp_chan *c);
+/*
+ * How long a waiter on c spins before it yields and then sleeps (0 at wrap:
+ * a few microseconds of polling only).  Waking a sleeping thread costs tens
+ * of microseconds, so a side that expects its peer soon spins longer.
+ */
+#define TP_RING_SPIN_MAX_US 1000000u
+void tp_ring_set_spin(struct tp_chan *c, unsigned int usec);
 /* Copies the next n unread bytes without consuming them: 1, or 0 when fewer are there. */
 int tp_ring_peek(struct tp_chan *c, void *p, size_t n);
 int tp_ring_readable(struct tp_chan *c);

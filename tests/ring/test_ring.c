@@ -1,8 +1,8 @@
 /*
  * Shared-memory channels: ordered delivery through rings much smaller than
  * the data, both directions at once, a full ring, the wake-up handshake with
- * delays injected into its race windows, a peer that dies, and a ring whose
- * memory is not what it claims.
+ * delays injected into its race windows, the spin time before a sleep, a
+ * peer that dies, and a ring whose memory is not what it claims.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -221,6 +221,72 @@ static void test_pingpong_with_delays(void **state)
 	pair_free(&p);
 }
 
+/* A reply sent after a delay, to measure how the waiter waited. */
+struct late {
+	struct tp_chan *c;
+	long delay_us;
+	int ret;
+};
+
+static void *late_echo(void *arg)
+{
+	struct late *l = arg;
+	struct timespec ts = { l->delay_us / 1000000, (l->delay_us % 1000000) * 1000 };
+	uint8_t x;
+	struct iovec v = { &x, 1 };
+
+	l->ret = l->c->ops->recv(l->c, &x, 1, NULL);
+	nanosleep(&ts, NULL);
+	if (!l->ret)
+		l->ret = l->c->ops->send(l->c, &v, 1, -1);
+	return NULL;
+}
+
+/* CPU seconds the calling thread used while it waited for a reply after delay_us. */
+static double wait_cpu_ms(unsigned int spin_us, long delay_us)
+{
+	struct pair p;
+	struct late l;
+	pthread_t th;
+	struct timespec c0, c1;
+	uint8_t x = 7;
+	struct iovec v = { &x, 1 };
+
+	pair_make(&p, 4096);
+	tp_ring_set_spin(p.a, spin_us);
+	l = (struct late){ p.b, delay_us, 0 };
+	pthread_create(&th, NULL, late_echo, &l);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+	assert_int_equal(p.a->ops->send(p.a, &v, 1, -1), 0);
+	assert_int_equal(p.a->ops->recv(p.a, &x, 1, NULL), 0);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+	pthread_join(th, NULL);
+	assert_int_equal(l.ret, 0);
+	assert_int_equal(x, 7);
+	pair_free(&p);
+	return (double)(c1.tv_sec - c0.tv_sec) * 1e3 + (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+}
+
+/*
+ * The spin time: a waiter spins through a reply that comes within it (it
+ * used CPU for most of the wait), and sleeps once it is over (the CPU it
+ * used is bounded by the spin time, not by the wait).
+ */
+static void test_spin_time(void **state)
+{
+	double spun, slept, short_spin;
+
+	(void)state;
+	spun = wait_cpu_ms(200000, 20000);	/* a 20 ms wait inside a 200 ms spin */
+	slept = wait_cpu_ms(5000, 150000);	/* a 150 ms wait after a 5 ms spin */
+	short_spin = wait_cpu_ms(0, 20000);	/* the default: polls, yields, sleeps */
+	print_message("waiter CPU: %.2f ms spinning, %.2f ms after a 5 ms spin, %.2f ms without\n",
+		      spun, slept, short_spin);
+	assert_true(spun >= 4.0);
+	assert_true(slept < 75.0);
+	assert_true(short_spin < 10.0);
+}
+
 /* The peer process dies while we wait: an error within a few hundred ms. */
 static void test_peer_death(void **state)
 {
@@ -315,6 +381,7 @@ int main(void)
 		cmocka_unit_test(test_stream_small_ring),
 		cmocka_unit_test(test_both_directions),
 		cmocka_unit_test(test_pingpong_with_delays),
+		cmocka_unit_test(test_spin_time),
 		cmocka_unit_test(test_peer_death),
 		cmocka_unit_test(test_descriptor_beside_ring),
 		cmocka_unit_test(test_bad_memory_refused),
