@@ -5,11 +5,72 @@
  * (the host function runs on every replay, in the guest); capture info and
  * status during capture; update the executable graph from a second capture.
  */
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "gcase.h"
 
 #define GC_N 4096
+
+/* The form cudart calls (cuda.h names only _v3 now). */
+CUresult CUDAAPI cuStreamGetCaptureInfo_v2(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
+					   cuuint64_t *id_out, CUgraph *graph_out,
+					   const CUgraphNode **dependencies_out, size_t *numDependencies_out);
+
+/* "untouched" when v still holds the sentinel the caller put there, else 0 or "other". */
+static const char *outval(uint64_t v, uint64_t sentinel)
+{
+	return v == sentinel ? "untouched" : v == 0 ? "0" : "other";
+}
+
+/*
+ * Capture info of a stream that is not capturing, every output preset to a
+ * sentinel: what the driver writes there (vgpu answers this in the guest
+ * when no capture is active in the process; the native leg is the
+ * reference).
+ */
+static void idle_capture_info(const char *key, CUstream s, int v2)
+{
+	CUstreamCaptureStatus st = (CUstreamCaptureStatus)77;
+	cuuint64_t id = 0x5151;
+	CUgraph g = (CUgraph)(uintptr_t)0x7070;
+	const CUgraphNode *deps = (const CUgraphNode *)(uintptr_t)0x9090;
+	const CUgraphEdgeData *edges = (const CUgraphEdgeData *)(uintptr_t)0xa0a0;
+	size_t n = 1234;
+	char k[96];
+	CUresult r;
+
+	if (v2)
+		r = cuStreamGetCaptureInfo_v2(s, &st, &id, &g, &deps, &n);
+	else
+		r = cuStreamGetCaptureInfo(s, &st, &id, &g, &deps, &edges, &n);
+	gc_expect(key, r, CUDA_SUCCESS);
+	snprintf(k, sizeof(k), "%s.status", key);
+	gc_result(k, "%d", (int)st);
+	snprintf(k, sizeof(k), "%s.id", key);
+	gc_result(k, "%s", outval(id, 0x5151));
+	snprintf(k, sizeof(k), "%s.graph", key);
+	gc_result(k, "%s", outval((uint64_t)(uintptr_t)g, 0x7070));
+	snprintf(k, sizeof(k), "%s.deps", key);
+	gc_result(k, "%s", outval((uint64_t)(uintptr_t)deps, 0x9090));
+	if (!v2) {
+		snprintf(k, sizeof(k), "%s.edges", key);
+		gc_result(k, "%s", outval((uint64_t)(uintptr_t)edges, 0xa0a0));
+	}
+	snprintf(k, sizeof(k), "%s.n", key);
+	gc_result(k, "%s", n == 1234 ? "untouched" : n == 0 ? "0" : "other");
+	/* Only the status is required: every other output may be NULL. */
+	st = (CUstreamCaptureStatus)77;
+	snprintf(k, sizeof(k), "%s.status_only", key);
+	gc_expect(k, v2 ? cuStreamGetCaptureInfo_v2(s, &st, NULL, NULL, NULL, NULL) :
+			  cuStreamGetCaptureInfo(s, &st, NULL, NULL, NULL, NULL, NULL), CUDA_SUCCESS);
+	snprintf(k, sizeof(k), "%s.status_only.status", key);
+	gc_result(k, "%d", (int)st);
+	snprintf(k, sizeof(k), "%s.no_status", key);
+	gc_expect_err(k, v2 ? cuStreamGetCaptureInfo_v2(s, NULL, &id, &g, &deps, &n) :
+			      cuStreamGetCaptureInfo(s, NULL, &id, &g, &deps, &edges, &n), CUDA_ERROR_INVALID_VALUE);
+}
 
 static void CUDA_CB count_replay(void *p)
 {
@@ -50,6 +111,9 @@ int main(void)
 	pfill[1] = &v;
 	pfill[2] = &n;
 
+	idle_capture_info("idle_info.before", s, 0);
+	idle_capture_info("idle_info_v2.before", s, 1);
+	idle_capture_info("idle_info.null_stream", NULL, 0);
 	gc_must("begin_capture", cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_GLOBAL));
 	gc_expect("is_capturing", cuStreamIsCapturing(s, &st), CUDA_SUCCESS);
 	gc_result("is_capturing.status", "%d", (int)st);
@@ -63,6 +127,8 @@ int main(void)
 	gc_must("dtoh.captured", cuMemcpyDtoHAsync(h, d, GC_N * sizeof(unsigned), s));
 	gc_must("end_capture", cuStreamEndCapture(s, &g));
 	gc_check("host_func.not_yet_run", replays == 0);
+	idle_capture_info("idle_info.after", s, 0);
+	idle_capture_info("idle_info_v2.after", s, 1);
 
 	gc_must("instantiate", cuGraphInstantiateWithFlags(&ge, g, 0));
 	for (i = 0; i < 2; i++) {
