@@ -12,6 +12,8 @@ void lc_ctx_after_call(int fn, const uint64_t *a);
 void lc_funcattr_forget(int fn);
 void lc_primary_after_call(int fn, const uint64_t *a);
 void lc_ctx_ended(int fn, const uint64_t *a);
+void lc_capture_after_call(int fn, const uint64_t *a, CUresult res);
+uint64_t lc_capture_stream_stamp(void);
 
 /* ---- handles ---------------------------------------------------------- */
 
@@ -46,8 +48,10 @@ int lc_handle_known(uint64_t id, int htype)
 void lc_handle_add(uint64_t id, int htype)
 {
 	pthread_mutex_lock(&lc.lock);
+	/* A stream remembers how many contexts had ended when it was made (capture.c). */
 	if (!vg_htab_get(&lc.handles, id))
-		vg_htab_put(&lc.handles, id, 0, (uint32_t)htype, NULL);
+		vg_htab_put(&lc.handles, id, htype == VG_H_CUstream ? lc_capture_stream_stamp() : 0,
+			    (uint32_t)htype, NULL);
 	pthread_mutex_unlock(&lc.lock);
 }
 
@@ -432,6 +436,7 @@ CUresult lc_call(int fn, const uint64_t *a)
 	vg_buf_fini(&rep);
 	if (res == CUDA_SUCCESS)
 		lc_ctx_ended(fn, a);
+	lc_capture_after_call(fn, a, res);
 	return res;
 }
 

@@ -52,6 +52,14 @@ void lc_ctx_after_call(int fn, const uint64_t *a)
 	}
 }
 
+/* The calling thread's current context when the mirror knows it (1), else 0. */
+int lc_ctx_current_known(uint64_t *ctx);
+int lc_ctx_current_known(uint64_t *ctx)
+{
+	*ctx = cur_ctx;
+	return cur_known;
+}
+
 VG_EXPORT CUresult cuCtxGetCurrent(CUcontext *pctx)
 {
 	uint64_t a[1] = { (uint64_t)(uintptr_t)pctx };
@@ -221,6 +229,7 @@ CUresult lc_ctx_primary_peek(CUdevice dev, CUcontext *pctx)
  * destroyed, its primary context reset, or released for the last time.
  * Called with no lock held: the destructors are the client's code.
  */
+void lc_capture_ctx_ended(void);
 void lc_ctx_ended(int fn, const uint64_t *a);
 void lc_ctx_ended(int fn, const uint64_t *a)
 {
@@ -231,17 +240,23 @@ void lc_ctx_ended(int fn, const uint64_t *a)
 	switch (fn) {
 	case VG_FN_cuCtxDestroy:
 	case VG_FN_cuCtxDestroy_v2:
+		lc_capture_ctx_ended();
 		lc_cls_context_destroyed((CUcontext)(uintptr_t)a[0]);
+		break;
+	case VG_FN_cuGreenCtxDestroy:
+		lc_capture_ctx_ended();
 		break;
 	case VG_FN_cuDevicePrimaryCtxReset:
 	case VG_FN_cuDevicePrimaryCtxReset_v2:
+		lc_capture_ctx_ended();
 		if (dev >= 0 && dev < LC_DEV_MAX && prim_ctx[dev])
 			lc_cls_context_destroyed((CUcontext)(uintptr_t)prim_ctx[dev]);
 		break;
 	case VG_FN_cuDevicePrimaryCtxRelease:
 	case VG_FN_cuDevicePrimaryCtxRelease_v2:
-		if (dev >= 0 && dev < LC_DEV_MAX && prim_ctx[dev] &&
-		    cuDevicePrimaryCtxGetState(dev, &flags, &active) == CUDA_SUCCESS && !active)
+		if (cuDevicePrimaryCtxGetState(dev, &flags, &active) != CUDA_SUCCESS || !active)
+			lc_capture_ctx_ended();
+		if (dev >= 0 && dev < LC_DEV_MAX && prim_ctx[dev] && !active)
 			lc_cls_context_destroyed((CUcontext)(uintptr_t)prim_ctx[dev]);
 		break;
 	case VG_FN_cuStreamDestroy:

@@ -12,6 +12,11 @@
  *                        next synchronising call (immediately with VGPU_SYNC=1)
  *   rules local-queries  100 000 each of the queries answered in the guest (the
  *                        runner checks the worker's call counts stayed small)
+ *   rules capture-info   cuStreamGetCaptureInfo answered in the guest while no
+ *                        capture is open (10 000 each; the runner checks the
+ *                        worker's counts), by the host while one is, after a
+ *                        failed end that did or did not end it, and for
+ *                        streams made before a context ended
  *   rules null-sweep     every export of libcuda.so.1, called with zero
  *                        arguments before and after cuInit, returns a known
  *                        CUresult and nothing crashes; the session survives
@@ -212,6 +217,108 @@ static int rules_local_queries(void)
 	return failed;
 }
 
+typedef CUresult (*info_fn)(CUstream, CUstreamCaptureStatus *, cuuint64_t *, CUgraph *, const CUgraphNode **,
+			   size_t *);
+typedef CUresult (*stream_create_fn)(CUstream *, unsigned int);
+typedef CUresult (*begin_fn)(CUstream, CUstreamCaptureMode);
+typedef CUresult (*end_fn)(CUstream, CUgraph *);
+typedef CUresult (*gdestroy_fn)(CUgraph);
+typedef CUresult (*memset_fn)(CUdeviceptr, unsigned char, size_t, CUstream);
+typedef CUresult (*ctx_create_fn)(CUcontext *, unsigned int, CUdevice);
+typedef CUresult (*ctx_destroy_fn)(CUcontext);
+typedef CUresult (*ctx_sync_fn)(void);
+
+/*
+ * n queries of s, outputs preset: all must say NONE and leave the other
+ * outputs alone (what NVIDIA's driver does for a stream not capturing).
+ */
+static int idle_info(info_fn info, CUstream s, int n)
+{
+	int i, bad = 0;
+
+	for (i = 0; i < n; i++) {
+		CUstreamCaptureStatus st = (CUstreamCaptureStatus)77;
+		cuuint64_t id = 0x5151;
+		CUgraph g = (CUgraph)(uintptr_t)0x7070;
+		const CUgraphNode *deps = (const CUgraphNode *)(uintptr_t)0x9090;
+		size_t nd = 1234;
+
+		bad |= info(s, &st, &id, &g, &deps, &nd) != CUDA_SUCCESS || st != CU_STREAM_CAPTURE_STATUS_NONE ||
+		       id != 0x5151 || g != (CUgraph)(uintptr_t)0x7070 ||
+		       deps != (const CUgraphNode *)(uintptr_t)0x9090 || nd != 1234;
+	}
+	return bad;
+}
+
+static CUstreamCaptureStatus status_of(info_fn info, CUstream s, cuuint64_t *id)
+{
+	CUstreamCaptureStatus st = (CUstreamCaptureStatus)77;
+	CUresult r = info(s, &st, id, NULL, NULL, NULL);
+
+	return r == CUDA_SUCCESS ? st : (CUstreamCaptureStatus)(1000 + r);
+}
+
+static int rules_capture_info(void)
+{
+	info_fn info = (info_fn)sym("cuStreamGetCaptureInfo_v2");
+	begin_fn begin = (begin_fn)sym("cuStreamBeginCapture_v2");
+	end_fn end = (end_fn)sym("cuStreamEndCapture");
+	stream_create_fn mk = (stream_create_fn)sym("cuStreamCreate");
+	CUresult r = ((init_fn)sym("cuInit"))(0), r2;
+	CUstream s, s2, s3;
+	CUgraph g = NULL;
+	CUcontext c0, c2;
+	CUdeviceptr p;
+	cuuint64_t id = 0;
+
+	check(r == CUDA_SUCCESS, "cuInit", r);
+	check(work() == CUDA_SUCCESS, "a context", 0);
+	check(((getcur_fn)sym("cuCtxGetCurrent"))(&c0) == CUDA_SUCCESS, "the current context", 0);
+	check(mk(&s, CU_STREAM_NON_BLOCKING) == CUDA_SUCCESS, "a stream", 0);
+	check(mk(&s2, 0) == CUDA_SUCCESS, "a second stream", 0);
+	check(((alloc_fn)sym("cuMemAlloc_v2"))(&p, 4096) == CUDA_SUCCESS, "an allocation", 0);
+
+	/* No capture open: the guest answers (the runner counts what reached the worker). */
+	check(!idle_info(info, s, 10000), "idle stream: NONE, other outputs untouched", 0);
+	check(!idle_info(info, NULL, 10000), "default stream: NONE, other outputs untouched", 0);
+	check(info(s, NULL, &id, NULL, NULL, NULL) == CUDA_ERROR_INVALID_VALUE, "no status pointer", 0);
+	check(info((CUstream)(uintptr_t)0xbad0, NULL, NULL, NULL, NULL, NULL) != CUDA_SUCCESS, "unknown stream", 0);
+
+	/* A capture open: the host answers, for every stream. */
+	check(begin(s, CU_STREAM_CAPTURE_MODE_RELAXED) == CUDA_SUCCESS, "begin capture", 0);
+	check(status_of(info, s, &id) == CU_STREAM_CAPTURE_STATUS_ACTIVE && id != 0, "capturing: ACTIVE", 0);
+	check(!idle_info(info, s2, 3), "another stream during the capture: NONE", 0);
+	check(end(s, NULL) == CUDA_ERROR_INVALID_VALUE, "end capture without a graph pointer", 0);
+	/* That failed end did not end it: the guest must not answer NONE now. */
+	check(status_of(info, s, NULL) == CU_STREAM_CAPTURE_STATUS_ACTIVE, "still capturing after a failed end", 0);
+	r = end(s, &g);
+	check(r == CUDA_SUCCESS && g != NULL, "end capture", r);
+	check(((gdestroy_fn)sym("cuGraphDestroy"))(g) == CUDA_SUCCESS, "destroy the captured graph", 0);
+	check(!idle_info(info, s, 10000), "after the capture: NONE again", 0);
+
+	/* An invalidated capture: its failed end does end it, and the guest learns so from the host. */
+	check(begin(s, CU_STREAM_CAPTURE_MODE_RELAXED) == CUDA_SUCCESS, "begin capture 2", 0);
+	/* Work the test driver cannot capture; its error comes with the next synchronising call. */
+	r = ((memset_fn)sym("cuMemsetD8Async"))(p, 1, 16, s);
+	check(status_of(info, s, NULL) == CU_STREAM_CAPTURE_STATUS_INVALIDATED, "capture invalidated", 0);
+	r2 = ((ctx_sync_fn)sym("cuCtxSynchronize"))();
+	check((r == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED) + (r2 == CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED) == 1 &&
+	      (r == CUDA_SUCCESS || r2 == CUDA_SUCCESS), "the refused work reported once", (int)r * 10000 + (int)r2);
+	r = end(s, &g);
+	check(r == CUDA_ERROR_STREAM_CAPTURE_INVALIDATED, "end of an invalidated capture", r);
+	check(!idle_info(info, s, 10000), "after the invalidated capture: NONE", 0);
+
+	/* A context ends: streams made before it are asked of the host from then on. */
+	check(((ctx_create_fn)sym("cuCtxCreate_v2"))(&c2, 0, 0) == CUDA_SUCCESS, "a second context", 0);
+	check(mk(&s3, 0) == CUDA_SUCCESS, "a stream in it", 0);
+	check(((ctx_destroy_fn)sym("cuCtxDestroy_v2"))(c2) == CUDA_SUCCESS, "destroy the second context", 0);
+	check(status_of(info, s3, NULL) >= 1000, "a stream of a destroyed context: an error", 0);
+	check(((setcur_fn)sym("cuCtxSetCurrent"))(c0) == CUDA_SUCCESS, "back to the first context", 0);
+	check(!idle_info(info, s, 3), "an older stream, from the host: NONE", 0);
+	printf("capture info done\n");
+	return failed;
+}
+
 /* The names of our exports, from the library's dynamic symbol table. */
 static int null_sweep(const char *exports)
 {
@@ -282,6 +389,8 @@ int main(int argc, char **argv)
 		return rules_uuid_prefix(argv[0]);
 	if (argc == 2 && !strcmp(argv[1], "local-queries"))
 		return rules_local_queries();
+	if (argc == 2 && !strcmp(argv[1], "capture-info"))
+		return rules_capture_info();
 	if (argc == 2 && !strcmp(argv[1], "deferred"))
 		return rules_deferred();
 	if (argc == 3 && !strcmp(argv[1], "null-sweep"))

@@ -191,6 +191,13 @@ CUresult td_submit(struct td_stream *s, struct td_op *op, struct td_fence *extra
 		td_op_free(op);
 		return s->legacy ? CUDA_ERROR_CONTEXT_IS_DESTROYED : CUDA_ERROR_INVALID_HANDLE;
 	}
+	/* Nothing is recorded into a graph here: work on a capturing stream spoils the capture. */
+	if (s->capture != CU_STREAM_CAPTURE_STATUS_NONE) {
+		s->capture = CU_STREAM_CAPTURE_STATUS_INVALIDATED;
+		td_unlock();
+		td_op_free(op);
+		return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+	}
 	for (t = c->streams; t; t = t->next)
 		max++;
 	op->deps = calloc((size_t)max, sizeof(*op->deps));
@@ -615,4 +622,210 @@ TD_EXPORT CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callba
 TD_EXPORT CUresult cuStreamDestroy(CUstream hStream)
 {
 	return cuStreamDestroy_v2(hStream);
+}
+
+/* ---- stream capture: the state only ------------------------------------ */
+
+/*
+ * A capture records nothing (the test driver has no graphs to put work in):
+ * work queued on a capturing stream invalidates the capture and is refused
+ * with CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED.  An empty capture ends with an
+ * empty graph, whose only use is cuGraphDestroy.  What vgpu needs of it is
+ * the state a capture leaves in cuStreamIsCapturing and
+ * cuStreamGetCaptureInfo (which, for a stream not capturing, writes the
+ * status only, as NVIDIA's driver does).
+ */
+#define TD_GRAPH_MAGIC 0x74646772u
+
+struct td_graph {
+	struct td_graph *next;
+	uint32_t magic;
+	int dead;		/* destroyed handles are kept: never reused */
+};
+
+static struct td_graph *td_graphs;
+static unsigned long long td_capture_ids;
+
+static CUresult capture_stream(CUstream h, struct td_stream **out)
+{
+	struct td_ctx *c;
+	CUresult res = td_stream_resolve(h, &c, out);
+
+	if (res == CUDA_SUCCESS && (*out)->legacy)
+		res = CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
+	return res;
+}
+
+static CUresult begin_capture(CUstream h, CUstreamCaptureMode mode)
+{
+	struct td_stream *s;
+	CUresult res;
+
+	if ((unsigned)mode > CU_STREAM_CAPTURE_MODE_RELAXED)
+		return CUDA_ERROR_INVALID_VALUE;
+	res = capture_stream(h, &s);
+	if (res != CUDA_SUCCESS)
+		return res;
+	td_lock();
+	if (s->capture != CU_STREAM_CAPTURE_STATUS_NONE) {
+		res = CUDA_ERROR_ILLEGAL_STATE;
+	} else {
+		s->capture = CU_STREAM_CAPTURE_STATUS_ACTIVE;
+		s->capture_id = ++td_capture_ids;
+	}
+	td_unlock();
+	return res;
+}
+
+TD_EXPORT CUresult cuStreamBeginCapture_v2(CUstream hStream, CUstreamCaptureMode mode)
+{
+	return begin_capture(hStream, mode);
+}
+
+TD_EXPORT CUresult cuStreamBeginCapture_v2_ptsz(CUstream hStream, CUstreamCaptureMode mode)
+{
+	return begin_capture(hStream, mode);
+}
+
+static CUresult end_capture(CUstream h, CUgraph *phGraph)
+{
+	struct td_stream *s;
+	struct td_graph *g;
+	CUresult res;
+
+	if (!phGraph)
+		return CUDA_ERROR_INVALID_VALUE;
+	res = capture_stream(h, &s);
+	if (res != CUDA_SUCCESS)
+		return res;
+	td_lock();
+	if (s->capture == CU_STREAM_CAPTURE_STATUS_NONE) {
+		res = CUDA_ERROR_ILLEGAL_STATE;
+	} else if (s->capture == CU_STREAM_CAPTURE_STATUS_INVALIDATED) {
+		s->capture = CU_STREAM_CAPTURE_STATUS_NONE;
+		*phGraph = NULL;
+		res = CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+	} else if (!(g = calloc(1, sizeof(*g)))) {
+		res = CUDA_ERROR_OUT_OF_MEMORY;
+	} else {
+		g->magic = TD_GRAPH_MAGIC;
+		g->next = td_graphs;
+		td_graphs = g;
+		s->capture = CU_STREAM_CAPTURE_STATUS_NONE;
+		*phGraph = (CUgraph)g;
+	}
+	td_unlock();
+	return res;
+}
+
+TD_EXPORT CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
+{
+	return end_capture(hStream, phGraph);
+}
+
+TD_EXPORT CUresult cuStreamEndCapture_ptsz(CUstream hStream, CUgraph *phGraph)
+{
+	return end_capture(hStream, phGraph);
+}
+
+TD_EXPORT CUresult cuGraphDestroy(CUgraph hGraph)
+{
+	struct td_graph *g;
+	CUresult res = td_check_init();
+
+	if (res != CUDA_SUCCESS)
+		return res;
+	res = CUDA_ERROR_INVALID_VALUE;
+	td_lock();
+	for (g = td_graphs; g; g = g->next)
+		if ((CUgraph)g == hGraph && g->magic == TD_GRAPH_MAGIC && !g->dead) {
+			g->dead = 1;
+			res = CUDA_SUCCESS;
+		}
+	td_unlock();
+	return res;
+}
+
+static CUresult capture_status(CUstream h, CUstreamCaptureStatus *st, cuuint64_t *id)
+{
+	struct td_ctx *c;
+	struct td_stream *s;
+	CUresult res;
+
+	if (!st)
+		return CUDA_ERROR_INVALID_VALUE;
+	res = td_stream_resolve(h, &c, &s);
+	if (res != CUDA_SUCCESS)
+		return res;
+	td_lock();
+	*st = (CUstreamCaptureStatus)s->capture;
+	if (id)
+		*id = s->capture_id;
+	td_unlock();
+	return CUDA_SUCCESS;
+}
+
+TD_EXPORT CUresult cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *captureStatus)
+{
+	return capture_status(hStream, captureStatus, NULL);
+}
+
+TD_EXPORT CUresult cuStreamIsCapturing_ptsz(CUstream hStream, CUstreamCaptureStatus *captureStatus)
+{
+	return capture_status(hStream, captureStatus, NULL);
+}
+
+static CUresult capture_info(CUstream h, CUstreamCaptureStatus *st, cuuint64_t *id_out, CUgraph *graph_out,
+			     const CUgraphNode **deps_out, const CUgraphEdgeData **edges_out, size_t *n_out)
+{
+	cuuint64_t id = 0;
+	CUresult res = capture_status(h, st, &id);
+
+	if (res != CUDA_SUCCESS || *st == CU_STREAM_CAPTURE_STATUS_NONE)
+		return res;
+	if (id_out)
+		*id_out = id;
+	if (graph_out)
+		*graph_out = NULL;
+	if (deps_out)
+		*deps_out = NULL;
+	if (edges_out)
+		*edges_out = NULL;
+	if (n_out)
+		*n_out = 0;
+	return CUDA_SUCCESS;
+}
+
+TD_EXPORT CUresult cuStreamGetCaptureInfo_v2(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
+					     cuuint64_t *id_out, CUgraph *graph_out,
+					     const CUgraphNode **dependencies_out, size_t *numDependencies_out)
+{
+	return capture_info(hStream, captureStatus_out, id_out, graph_out, dependencies_out, NULL,
+			    numDependencies_out);
+}
+
+TD_EXPORT CUresult cuStreamGetCaptureInfo_v2_ptsz(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
+						  cuuint64_t *id_out, CUgraph *graph_out,
+						  const CUgraphNode **dependencies_out, size_t *numDependencies_out)
+{
+	return capture_info(hStream, captureStatus_out, id_out, graph_out, dependencies_out, NULL,
+			    numDependencies_out);
+}
+
+TD_EXPORT CUresult cuStreamGetCaptureInfo_v3(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
+					     cuuint64_t *id_out, CUgraph *graph_out,
+					     const CUgraphNode **dependencies_out, const CUgraphEdgeData **edgeData_out,
+					     size_t *numDependencies_out)
+{
+	return capture_info(hStream, captureStatus_out, id_out, graph_out, dependencies_out, edgeData_out,
+			    numDependencies_out);
+}
+
+TD_EXPORT CUresult cuStreamGetCaptureInfo_v3_ptsz(CUstream hStream, CUstreamCaptureStatus *captureStatus_out,
+						  cuuint64_t *id_out, CUgraph *graph_out,
+						  const CUgraphNode **dependencies_out,
+						  const CUgraphEdgeData **edgeData_out, size_t *numDependencies_out)
+{
+	return capture_info(hStream, captureStatus_out, id_out, graph_out, dependencies_out, edgeData_out,
+			    numDependencies_out);
 }

@@ -129,6 +129,8 @@ struct td_stream {
 	struct td_op *head, *tail;
 	struct td_fence *last;	/* fence of the newest operation, or NULL */
 	unsigned long long id;
+	int capture;		/* a CUstreamCaptureStatus */
+	unsigned long long capture_id;
 };
 
 struct td_event {
