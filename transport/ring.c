@@ -57,6 +57,7 @@ struct tp_ring_chan {
 	uint8_t *tx_data, *rx_data;
 	uint32_t size;			/* bytes of data per ring, a power of two */
 	uint32_t spin_us;		/* spin this long before yielding */
+	uint64_t tx_tail;		/* the peer's tail on tx when last read */
 	int (*peer_alive)(int fd);
 };
 
@@ -178,32 +179,52 @@ static void ring_wake(uint32_t *waiting)
 	}
 }
 
-static int ring_write(struct tp_ring_chan *r, const uint8_t *p, size_t n)
+/* Makes the bytes up to head visible to the peer, and wakes it if it sleeps. */
+static void ring_publish(struct tp_ring_chan *r, uint64_t head)
 {
 	struct ring *t = r->tx;
-	uint64_t head = __atomic_load_n(&t->head, __ATOMIC_RELAXED);
+
+	if (__atomic_load_n(&t->head, __ATOMIC_RELAXED) == head)
+		return;
+	__atomic_store_n(&t->head, head, __ATOMIC_SEQ_CST);
+	ring_wake(&t->data_waiting);
+}
+
+/*
+ * Copies n bytes into the ring without publishing them (head is this side's
+ * private count until published).  The peer's tail is read again only when
+ * the space last seen is not enough: each reading moves its cache line.
+ */
+static int ring_write(struct tp_ring_chan *r, uint64_t *head, const uint8_t *p, size_t n)
+{
+	struct ring *t = r->tx;
 
 	while (n) {
-		uint64_t tail = __atomic_load_n(&t->tail, __ATOMIC_ACQUIRE);
-		size_t space = r->size - (size_t)(head - tail), off, c, first;
+		size_t space = r->size - (size_t)(*head - r->tx_tail), off, c, first;
 		int ret;
 
 		if (!space) {
-			ret = ring_wait(r, &t->tail, tail, &t->space_waiting);
-			if (ret < 0)
-				return ret;
+			uint64_t tail = __atomic_load_n(&t->tail, __ATOMIC_ACQUIRE);
+
+			if (tail == r->tx_tail) {
+				/* Full: what is written so far goes out, then wait for room. */
+				ring_publish(r, *head);
+				ret = ring_wait(r, &t->tail, tail, &t->space_waiting);
+				if (ret < 0)
+					return ret;
+				tail = __atomic_load_n(&t->tail, __ATOMIC_ACQUIRE);
+			}
+			r->tx_tail = tail;
 			continue;
 		}
 		c = n < space ? n : space;
-		off = (size_t)(head & (r->size - 1));
+		off = (size_t)(*head & (r->size - 1));
 		first = r->size - off < c ? r->size - off : c;
 		memcpy(r->tx_data + off, p, first);
 		memcpy(r->tx_data, p + first, c - first);
-		head += c;
+		*head += c;
 		p += c;
 		n -= c;
-		__atomic_store_n(&t->head, head, __ATOMIC_SEQ_CST);
-		ring_wake(&t->data_waiting);
 	}
 	return 0;
 }
@@ -211,6 +232,7 @@ static int ring_write(struct tp_ring_chan *r, const uint8_t *p, size_t n)
 static int ring_send(struct tp_chan *c, const struct iovec *iov, int iovcnt, int fd)
 {
 	struct tp_ring_chan *r = (struct tp_ring_chan *)c;
+	uint64_t head;
 	int i, ret;
 
 	/* A descriptor travels on the socket, announced by VG_F_FD in the header. */
@@ -237,12 +259,15 @@ static int ring_send(struct tp_chan *c, const struct iovec *iov, int iovcnt, int
 			if (errno != EINTR)
 				return -errno;
 	}
+	/* One publication for the whole message (the header and its payload). */
+	head = __atomic_load_n(&r->tx->head, __ATOMIC_RELAXED);
 	for (i = 0; i < iovcnt; i++) {
-		ret = ring_write(r, iov[i].iov_base, iov[i].iov_len);
+		ret = ring_write(r, &head, iov[i].iov_base, iov[i].iov_len);
 		if (ret < 0)
 			return ret;
 		c->bytes_sent += iov[i].iov_len;
 	}
+	ring_publish(r, head);
 	return 0;
 }
 
