@@ -380,21 +380,7 @@ static unsigned int spin_us(void)
  */
 static unsigned int ring_spin_us(void)
 {
-	static int cached = -1;
-	int us = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-
-	if (us < 0) {
-		const char *e = getenv("VGPU_SPIN_US");
-
-		if (e && *e)
-			us = atoi(e);
-		else
-			us = sysconf(_SC_NPROCESSORS_ONLN) >= 4 ? 20000 : 50;
-		if (us < 0 || us > 100000)
-			us = 50;
-		__atomic_store_n(&cached, us, __ATOMIC_RELAXED);
-	}
-	return (unsigned int)us;
+	return tp_ring_spin_setting("VGPU_SPIN_US", 20000);
 }
 
 static uint64_t last_async_seq;		/* atomic: newest no-reply call, any thread */

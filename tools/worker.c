@@ -177,21 +177,7 @@ static int is_synchronizing(uint32_t op)
  */
 static unsigned int wk_ring_spin_us(void)
 {
-	static int cached = -1;
-	int us = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-
-	if (us < 0) {
-		const char *e = getenv("VGPU_WORKER_SPIN_US");
-
-		if (e && *e)
-			us = atoi(e);
-		else
-			us = sysconf(_SC_NPROCESSORS_ONLN) >= 4 ? 2000 : 50;
-		if (us < 0 || us > 100000)
-			us = 50;
-		__atomic_store_n(&cached, us, __ATOMIC_RELAXED);
-	}
-	return (unsigned int)us;
+	return tp_ring_spin_setting("VGPU_WORKER_SPIN_US", 2000);
 }
 
 /* VGPU_TRACE: every call logged; read once (getenv per call costs on the launch path). */

@@ -395,6 +395,18 @@ int tp_chan_is_ring(const struct tp_chan *c)
 	return c->ops == &ring_ops;
 }
 
+unsigned int tp_ring_spin_setting(const char *var, unsigned int many_cpus_us)
+{
+	const char *e = getenv(var);
+	long us;
+
+	if (e && *e)
+		us = atol(e);
+	else
+		us = sysconf(_SC_NPROCESSORS_ONLN) >= 4 ? (long)many_cpus_us : 50;
+	return us < 0 || us > 100000 ? 50 : (unsigned int)us;
+}
+
 void tp_ring_set_spin(struct tp_chan *c, unsigned int usec)
 {
 	((struct tp_ring_chan *)c)->spin_us = usec > TP_RING_SPIN_MAX_US ? TP_RING_SPIN_MAX_US : usec;

@@ -121,6 +121,13 @@ int tp_chan_is_ring(const struct tp_chan *c);
  */
 #define TP_RING_SPIN_MAX_US 1000000u
 void tp_ring_set_spin(struct tp_chan *c, unsigned int usec);
+/*
+ * A spin time from the environment variable var (microseconds, 0..100000),
+ * else many_cpus_us on a machine with four CPUs or more and 50 on a smaller
+ * one, where spinning would take the CPU the peer needs.  Called once per
+ * channel, when it moves to rings.
+ */
+unsigned int tp_ring_spin_setting(const char *var, unsigned int many_cpus_us);
 /* Copies the next n unread bytes without consuming them: 1, or 0 when fewer are there. */
 int tp_ring_peek(struct tp_chan *c, void *p, size_t n);
 int tp_ring_readable(struct tp_chan *c);
