@@ -214,6 +214,8 @@ static int ring_write(struct tp_ring_chan *r, uint64_t *head, const uint8_t *p, 
 					return ret;
 				tail = __atomic_load_n(&t->tail, __ATOMIC_ACQUIRE);
 			}
+			if (*head - tail > r->size)
+				return -EPROTO;		/* the peer broke the ring */
 			r->tx_tail = tail;
 			continue;
 		}

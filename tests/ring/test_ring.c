@@ -2,7 +2,8 @@
  * Shared-memory channels: ordered delivery through rings much smaller than
  * the data, both directions at once, a full ring, the wake-up handshake with
  * delays injected into its race windows, the spin time before a sleep, a
- * peer that dies, and a ring whose memory is not what it claims.
+ * peer that dies, a peer that breaks the ring's indices, and a ring whose
+ * memory is not what it claims.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -353,6 +354,41 @@ static void test_descriptor_beside_ring(void **state)
 }
 
 /* Memory that is not a sealed ring of the announced size is refused. */
+/*
+ * The peer stores a tail beyond what was written: the writer refuses to go
+ * on (EPROTO) instead of trusting the space it would imply.  With the check
+ * removed, the write runs past the ring (ASan reports it).
+ */
+static void test_bad_tail_refused(void **state)
+{
+	struct tp_chan *sa, *sb, *ra, *rb;
+	uint8_t buf[3000];
+	struct iovec v = { buf, sizeof(buf) };
+	uint64_t *tail;
+	uint8_t *map;
+	int sv[2], fd;
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(tp_unix_wrap(sv[0], &sa), 0);
+	assert_int_equal(tp_unix_wrap(sv[1], &sb), 0);
+	fd = tp_ring_create_fd(4096);
+	assert_true(fd >= 0);
+	assert_int_equal(tp_ring_wrap(sa, fd, 4096, 1, &ra), 0);
+	assert_int_equal(tp_ring_wrap(sb, fd, 4096, 0, &rb), 0);
+	map = mmap(NULL, tp_ring_map_size(4096), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	close(fd);
+	memset(buf, 0x5a, sizeof(buf));
+	assert_int_equal(ra->ops->send(ra, &v, 1, -1), 0);	/* 3000 of 4096 bytes used */
+	tail = (uint64_t *)(map + 64);				/* ring a's tail word */
+	__atomic_store_n(tail, (uint64_t)1 << 40, __ATOMIC_SEQ_CST);
+	assert_int_equal(ra->ops->send(ra, &v, 1, -1), -EPROTO);
+	munmap(map, tp_ring_map_size(4096));
+	tp_chan_destroy(ra);
+	tp_chan_destroy(rb);
+}
+
 static void test_bad_memory_refused(void **state)
 {
 	struct tp_chan *s, *r = NULL;
@@ -384,6 +420,7 @@ int main(void)
 		cmocka_unit_test(test_spin_time),
 		cmocka_unit_test(test_peer_death),
 		cmocka_unit_test(test_descriptor_beside_ring),
+		cmocka_unit_test(test_bad_tail_refused),
 		cmocka_unit_test(test_bad_memory_refused),
 	};
 
