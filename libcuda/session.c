@@ -262,7 +262,7 @@ static void chan_ring_attach(struct lc_tchan *t)
 	uint8_t payload[4];
 	int fd, i;
 
-	if (!(lc.caps & VG_CAP_SHM) || (e && !strcmp(e, "0")))
+	if (!(lc.caps & VG_CAP_SHM) || !(lc.caps & VG_CAP_RING_RECORDS) || (e && !strcmp(e, "0")))
 		return;
 	fd = tp_ring_create_fd(VG_RING_BYTES);
 	if (fd < 0)
@@ -541,7 +541,7 @@ static CUresult session_hello(void)
 		.magic = VG_WIRE_MAGIC,
 		.version = VG_WIRE_VERSION,
 		.min_version = VG_WIRE_VERSION,
-		.caps = (tp_chan_passes_fds(lc.ctl) ? VG_CAP_SHM : 0) | VG_CAP_MODCACHE,
+		.caps = (tp_chan_passes_fds(lc.ctl) ? VG_CAP_SHM | VG_CAP_RING_RECORDS : 0) | VG_CAP_MODCACHE,
 		.driver_version = VGPU_DRIVER_VERSION,
 		.pid = (uint32_t)getpid(),
 	};

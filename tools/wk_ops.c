@@ -334,6 +334,10 @@ static CUresult op_ring_attach(struct wk_thread *t, struct vg_rd *r)
 		wk_fatal("malformed RING_ATTACH");
 	if (bytes < 4096 || bytes > TP_RING_BYTES_MAX || (bytes & (bytes - 1)))
 		wk_fatal("RING_ATTACH with %u-byte rings", bytes);
+	if (!wk.ring_ok) {
+		VG_WARN("the client's rings are of an older layout: its channels stay on the socket");
+		return CUDA_ERROR_NOT_SUPPORTED;
+	}
 	t->ring_fd = dup(t->fd_in);
 	if (t->ring_fd < 0)
 		return CUDA_ERROR_OUT_OF_MEMORY;

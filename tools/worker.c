@@ -462,7 +462,7 @@ static int welcome(int32_t status, const char *text)
 {
 	struct vg_welcome w = {
 		.version = VG_WIRE_VERSION,
-		.caps = (nofd ? 0 : VG_CAP_SHM) | (wk_cache_enabled() ? VG_CAP_MODCACHE : 0),
+		.caps = (nofd ? 0 : VG_CAP_SHM | VG_CAP_RING_RECORDS) | (wk_cache_enabled() ? VG_CAP_MODCACHE : 0),
 		.worker_pid = (uint32_t)getpid(),
 		.text = text,
 		.ntext = (uint32_t)strlen(text),
@@ -503,6 +503,8 @@ static int handshake(const char *driver, const struct vg_hdr *hh, struct vg_buf 
 		ret = -EPROTONOSUPPORT;
 		goto out;
 	}
+	/* A guest whose rings are laid out otherwise keeps its channels on the socket. */
+	wk.ring_ok = (m.caps & VG_CAP_RING_RECORDS) != 0;
 	/* The client's driver settings (CUDA_*) apply to the driver we load. */
 	for (i = 0; i < m.nenv; i++) {
 		char kv[VG_ENV_ENTRY_MAX + 1], *eq;

@@ -51,6 +51,7 @@ struct wk_state {
 	struct vg_htab shm;		/* guest pinned memory mapped here: address -> size */
 	struct wk_thread *cb;		/* the callback channel, once the guest opened it */
 	pthread_mutex_t cb_lock;	/* one host function call at a time on it */
+	int ring_ok;			/* the guest's rings carry records (VG_CAP_RING_RECORDS) */
 };
 
 extern struct wk_state wk;

@@ -4,24 +4,52 @@
  * is the same as on sockets; the socket stays beside the rings to carry file
  * descriptors and to tell when the peer is gone.
  *
- * Each ring is single-producer, single-consumer.  `head` counts bytes
- * written, `tail` bytes read; both only grow.  Wake-ups: a waiter spins for
- * its channel's spin time (tp_ring_set_spin; a futex wake-up of a sleeping
- * thread costs tens of microseconds, more in a VM), then yields a little,
- * then announces itself in its `waiting` word and sleeps on it with a
- * futex; a publisher that sees the word set clears it and wakes.  The
- * store of `waiting` and the reload of the index on one side, and the store
- * of the index and the load of `waiting` on the other, are sequentially
- * consistent, so one of the two always sees the other: no lost wake-up.
+ * Each ring is single-producer, single-consumer, and carries records: a
+ * send is one record (a long one several), written at a 64-byte aligned
+ * position p as
+ *     u64 word    ((p / 64) ^ key) << 24 | len   (key: the ring's random
+ *                 word, set at creation; len: data bytes, 1..rec_max)
+ *     len bytes   (they may wrap around the ring's end)
+ * and the next record starts at the next 64-byte boundary.  The word is
+ * stored last, with release order: the consumer polls the word where the
+ * next record will start, so a small message costs it one cache line, and
+ * no index word travels between the cores per message.  What a previous lap
+ * left there is an older record's word or data; only the word this
+ * position's stamp gives is taken as the record (the random key makes data
+ * that looks like one a 2^-40 chance).  `tail` counts bytes consumed,
+ * record by record, and is read by the producer only when the space it last
+ * saw runs out.
+ *
+ * Wake-ups: a waiter spins for its channel's spin time (tp_ring_set_spin; a
+ * futex wake-up of a sleeping thread costs tens of microseconds, more in a
+ * VM), then yields a little, then announces itself in its `waiting` word and
+ * sleeps on it with a futex; a publisher that sees the word set clears it
+ * and wakes.  Between the store of `waiting` and the reload of the watched
+ * word on one side, and the store of that word and the load of `waiting` on
+ * the other, there is a full barrier, so one of the two always sees the
+ * other: no lost wake-up.
+ *
+ * A full barrier on the publishing side is the expensive one: it waits
+ * until the message's bytes have reached the peer's core, once per message.
+ * So the barrier is made asymmetric where the kernel allows it: both
+ * processes register for membarrier(2)'s global expedited command, each says
+ * so in the ring header, and then a sleeper (rare: it spun first) issues
+ * that command, which puts a full barrier into every running thread of both
+ * processes, and the publisher needs only a compiler barrier.  A side whose
+ * peer has not said so, or that could not register, keeps the full barrier
+ * (VGPU_RING_MEMBARRIER=0 forces that).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/membarrier.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -30,24 +58,35 @@
 
 #include "tp.h"
 
-#define RING_SPIN      2000	/* polls of the index before the clock is read */
-#define RING_POLLS     64	/* polls between two readings of the clock */
+#define RING_SPIN      512	/* polls of the index before the clock is read */
+#define RING_POLLS     256	/* polls between two readings of the clock */
 #define RING_POLITE_NS 50000	/* a long spin yields the CPU once this often */
 #define RING_YIELD     50	/* sched_yield()s before sleeping */
 #define RING_NAP_MS    100	/* a sleep's length: then the peer is checked */
 
+/*
+ * The *_membarrier words are written once, at wrap, and say that side
+ * issues the heavy barrier before it sleeps; each sits in the line its peer
+ * reads to wake it anyway.
+ */
 struct ring {
-	uint64_t head;			/* bytes written; producer stores, consumer loads */
+	uint64_t key;			/* mixed into record stamps; set at creation */
 	uint8_t pad0[56];
 	uint64_t tail;			/* bytes read; consumer stores, producer loads */
 	uint8_t pad1[56];
 	uint32_t data_waiting;		/* the consumer sleeps on it */
-	uint8_t pad2[60];
+	uint32_t consumer_membarrier;
+	uint8_t pad2[56];
 	uint32_t space_waiting;		/* the producer sleeps on it */
-	uint8_t pad3[60];
+	uint32_t producer_membarrier;
+	uint8_t pad3[56];
 };
 
 #define RING_HDR 256u
+#define REC_ALIGN 64u			/* records start on cache lines */
+#define REC_HDR 8u			/* the record's word: stamp and length */
+#define REC_LEN_BITS 24
+#define REC_LEN_MASK ((1u << REC_LEN_BITS) - 1)
 
 struct tp_ring_chan {
 	struct tp_chan c;		/* c.fd: the socket beside the rings */
@@ -57,7 +96,18 @@ struct tp_ring_chan {
 	uint8_t *tx_data, *rx_data;
 	uint32_t size;			/* bytes of data per ring, a power of two */
 	uint32_t spin_us;		/* spin this long before yielding */
+	uint32_t rec_max;		/* the most data bytes in one record */
+	uint64_t tx_key, rx_key;
+	uint64_t tx_head;		/* where this side's next record on tx goes */
 	uint64_t tx_tail;		/* the peer's tail on tx when last read */
+	/*
+	 * The record being read on rx: it starts at rx_tail (which is also
+	 * the shared tail), has rx_len bytes (0: none taken yet), rx_off read.
+	 */
+	uint64_t rx_tail;
+	uint32_t rx_len, rx_off;
+	int membarrier;			/* this side registered; sleeps issue the heavy barrier */
+	int tx_light, rx_light;		/* the peer said it does too: publish with a light barrier */
 	int (*peer_alive)(int fd);
 };
 
@@ -65,6 +115,7 @@ _Static_assert(sizeof(struct ring) <= RING_HDR, "ring header fits its slot");
 
 /* Tests set this to widen the race windows of the wake-up handshake. */
 void (*tp_ring_delay_hook)(void);
+unsigned long tp_ring_missed_wakeups;
 
 static long futex(uint32_t *w, int op, uint32_t val, const struct timespec *ts)
 {
@@ -83,6 +134,51 @@ static int socket_peer_alive(int fd)
 		return 0;
 	/* Readable: data (a descriptor carrier) is fine, EOF is not. */
 	return recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) != 0;
+}
+
+/* ---- barriers -------------------------------------------------------------- */
+
+static int membarrier_ok;
+static pthread_once_t membarrier_once = PTHREAD_ONCE_INIT;
+
+static void membarrier_setup(void)
+{
+	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+
+	membarrier_ok = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+			syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+}
+
+/* 1 when this process can take part in asymmetric barriers (registered once). */
+static int membarrier_usable(void)
+{
+	const char *e = getenv("VGPU_RING_MEMBARRIER");
+
+	if (e && !strcmp(e, "0"))
+		return 0;
+	pthread_once(&membarrier_once, membarrier_setup);
+	return membarrier_ok;
+}
+
+/*
+ * The sleeper's side: a full barrier here, and in every running thread of
+ * the registered processes (the publisher's included) when membarrier is in
+ * use.  A failure falls back to nothing worse than the nap's recheck.
+ */
+static void heavy_barrier(const struct tp_ring_chan *r)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (r->membarrier)
+		syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
+}
+
+/* The publisher's side, between its index store and its load of `waiting`. */
+static inline void light_barrier(int light)
+{
+	if (light)
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	else
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 static inline void cpu_relax(void)
@@ -104,17 +200,23 @@ static uint64_t now_ns(void)
 
 /*
  * The spin phase: 1 as soon as *idx differs from seen, 0 once the channel's
- * spin time is over.  A long spin gives the CPU away now and then, so a
- * peer (or anything else) waiting for this CPU is not starved.
+ * spin time is over.  Every poll pauses: a spinning thread may share a core
+ * with its peer (hyperthreads), and an unpaused loop takes the peer's
+ * cycles.  The clock is read rarely: in some VMs reading it costs as much as
+ * a round trip, and a message that arrives meanwhile waits for it.  A long
+ * spin gives the CPU away now and then, so a peer (or anything else)
+ * waiting for this CPU is not starved.
  */
 static int ring_spin(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen)
 {
 	uint64_t start, now, polite;
 	int i;
 
-	for (i = 0; i < RING_SPIN; i++)
+	for (i = 0; i < RING_SPIN; i++) {
 		if (__atomic_load_n(idx, __ATOMIC_ACQUIRE) != seen)
 			return 1;
+		cpu_relax();
+	}
 	if (!r->spin_us)
 		return 0;
 	start = now_ns();
@@ -152,14 +254,17 @@ static int ring_wait(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen, uint3
 			return 0;
 	}
 	for (;;) {
-		__atomic_store_n(waiting, 1, __ATOMIC_SEQ_CST);
+		__atomic_store_n(waiting, 1, __ATOMIC_RELAXED);
 		if (tp_ring_delay_hook)
 			tp_ring_delay_hook();
-		if (__atomic_load_n(idx, __ATOMIC_SEQ_CST) != seen) {
+		heavy_barrier(r);
+		if (__atomic_load_n(idx, __ATOMIC_RELAXED) != seen) {
 			__atomic_store_n(waiting, 0, __ATOMIC_RELAXED);
 			return 0;
 		}
-		futex(waiting, FUTEX_WAIT, 1, &nap);
+		if (futex(waiting, FUTEX_WAIT, 1, &nap) < 0 && errno == ETIMEDOUT &&
+		    __atomic_load_n(idx, __ATOMIC_ACQUIRE) != seen)
+			__atomic_add_fetch(&tp_ring_missed_wakeups, 1, __ATOMIC_RELAXED);
 		if (__atomic_load_n(idx, __ATOMIC_ACQUIRE) != seen) {
 			__atomic_store_n(waiting, 0, __ATOMIC_RELAXED);
 			return 0;
@@ -169,64 +274,74 @@ static int ring_wait(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen, uint3
 	}
 }
 
-static void ring_wake(uint32_t *waiting)
+/*
+ * After this side stored an index the peer may sleep on: the barrier, then
+ * a wake if the peer announced a sleep.
+ */
+static void ring_wake(uint32_t *waiting, int light)
 {
+	light_barrier(light);
 	if (tp_ring_delay_hook)
 		tp_ring_delay_hook();
-	if (__atomic_load_n(waiting, __ATOMIC_SEQ_CST)) {
+	if (__atomic_load_n(waiting, __ATOMIC_RELAXED)) {
 		__atomic_store_n(waiting, 0, __ATOMIC_RELAXED);
 		futex(waiting, FUTEX_WAKE, 1, NULL);
 	}
 }
 
-/* Makes the bytes up to head visible to the peer, and wakes it if it sleeps. */
-static void ring_publish(struct tp_ring_chan *r, uint64_t head)
+static inline uint64_t rec_span(uint32_t len)
 {
-	struct ring *t = r->tx;
+	return ((uint64_t)REC_HDR + len + REC_ALIGN - 1) & ~(uint64_t)(REC_ALIGN - 1);
+}
 
-	if (__atomic_load_n(&t->head, __ATOMIC_RELAXED) == head)
-		return;
-	__atomic_store_n(&t->head, head, __ATOMIC_SEQ_CST);
-	ring_wake(&t->data_waiting);
+static inline uint64_t *rec_word(uint8_t *data, uint32_t size, uint64_t pos)
+{
+	return (uint64_t *)(data + (pos & (size - 1)));
+}
+
+static inline uint64_t rec_stamp(uint64_t pos, uint64_t key)
+{
+	return ((pos / REC_ALIGN) ^ key) << REC_LEN_BITS;
+}
+
+/* Copies n bytes into the ring's data at position pos, wrapping. */
+static void ring_put(struct tp_ring_chan *r, uint64_t pos, const uint8_t *p, size_t n)
+{
+	size_t off = (size_t)(pos & (r->size - 1)), first = r->size - off < n ? r->size - off : n;
+
+	memcpy(r->tx_data + off, p, first);
+	memcpy(r->tx_data, p + first, n - first);
+}
+
+static void ring_get(const struct tp_ring_chan *r, uint64_t pos, uint8_t *p, size_t n)
+{
+	size_t off = (size_t)(pos & (r->size - 1)), first = r->size - off < n ? r->size - off : n;
+
+	memcpy(p, r->rx_data + off, first);
+	memcpy(p + first, r->rx_data, n - first);
 }
 
 /*
- * Copies n bytes into the ring without publishing them (head is this side's
- * private count until published).  The peer's tail is read again only when
- * the space last seen is not enough: each reading moves its cache line.
+ * Waits until span bytes are free on tx.  The peer's tail is read again
+ * only when the space last seen is not enough: each reading moves its line.
  */
-static int ring_write(struct tp_ring_chan *r, uint64_t *head, const uint8_t *p, size_t n)
+static int ring_room(struct tp_ring_chan *r, uint64_t span)
 {
 	struct ring *t = r->tx;
 
-	while (n) {
-		size_t space = r->size - (size_t)(*head - r->tx_tail), off, c, first;
-		int ret;
+	while (r->size - (r->tx_head - r->tx_tail) < span) {
+		uint64_t tail = __atomic_load_n(&t->tail, __ATOMIC_ACQUIRE);
 
-		if (!space) {
-			uint64_t tail = __atomic_load_n(&t->tail, __ATOMIC_ACQUIRE);
+		if (tail == r->tx_tail) {
+			int ret = ring_wait(r, &t->tail, tail, &t->space_waiting);
 
-			if (tail == r->tx_tail) {
-				/* Full: what is written so far goes out, then wait for room. */
-				ring_publish(r, *head);
-				ret = ring_wait(r, &t->tail, tail, &t->space_waiting);
-				if (ret < 0)
-					return ret;
-				tail = __atomic_load_n(&t->tail, __ATOMIC_ACQUIRE);
-			}
-			if (*head - tail > r->size)
-				return -EPROTO;		/* the peer broke the ring */
-			r->tx_tail = tail;
-			continue;
+			if (ret < 0)
+				return ret;
+			tail = __atomic_load_n(&t->tail, __ATOMIC_ACQUIRE);
 		}
-		c = n < space ? n : space;
-		off = (size_t)(*head & (r->size - 1));
-		first = r->size - off < c ? r->size - off : c;
-		memcpy(r->tx_data + off, p, first);
-		memcpy(r->tx_data, p + first, c - first);
-		*head += c;
-		p += c;
-		n -= c;
+		if (r->tx_head - tail > r->size || (tail & (REC_ALIGN - 1)))
+			return -EPROTO;		/* the peer broke the ring */
+		r->tx_tail = tail;
 	}
 	return 0;
 }
@@ -234,8 +349,9 @@ static int ring_write(struct tp_ring_chan *r, uint64_t *head, const uint8_t *p, 
 static int ring_send(struct tp_chan *c, const struct iovec *iov, int iovcnt, int fd)
 {
 	struct tp_ring_chan *r = (struct tp_ring_chan *)c;
-	uint64_t head;
-	int i, ret;
+	struct ring *t = r->tx;
+	size_t total = 0, done = 0, at = 0;
+	int i = 0, ret;
 
 	/* A descriptor travels on the socket, announced by VG_F_FD in the header. */
 	if (fd >= 0) {
@@ -261,50 +377,110 @@ static int ring_send(struct tp_chan *c, const struct iovec *iov, int iovcnt, int
 			if (errno != EINTR)
 				return -errno;
 	}
-	/* One publication for the whole message (the header and its payload). */
-	head = __atomic_load_n(&r->tx->head, __ATOMIC_RELAXED);
-	for (i = 0; i < iovcnt; i++) {
-		ret = ring_write(r, &head, iov[i].iov_base, iov[i].iov_len);
+	for (i = 0; i < iovcnt; i++)
+		total += iov[i].iov_len;
+	/* One record for the message; a long one is cut into several. */
+	i = 0;
+	while (done < total) {
+		uint32_t len = total - done < r->rec_max ? (uint32_t)(total - done) : r->rec_max;
+		uint64_t pos = r->tx_head, w = pos + REC_HDR;
+		size_t left = len;
+
+		ret = ring_room(r, rec_span(len));
 		if (ret < 0)
 			return ret;
-		c->bytes_sent += iov[i].iov_len;
+		while (left) {
+			size_t k = iov[i].iov_len - at < left ? iov[i].iov_len - at : left;
+
+			ring_put(r, w, (const uint8_t *)iov[i].iov_base + at, k);
+			w += k;
+			at += k;
+			left -= k;
+			if (at == iov[i].iov_len) {
+				i++;
+				at = 0;
+			}
+		}
+		r->tx_head = pos + rec_span(len);
+		done += len;
+		__atomic_store_n(rec_word(r->tx_data, r->size, pos), rec_stamp(pos, r->tx_key) | len,
+				 __ATOMIC_RELEASE);
+		if (!r->tx_light && r->membarrier)
+			r->tx_light = __atomic_load_n(&t->consumer_membarrier, __ATOMIC_RELAXED) == 1;
+		ring_wake(&t->data_waiting, r->tx_light);
 	}
-	ring_publish(r, head);
+	c->bytes_sent += total;
 	return 0;
+}
+
+/*
+ * Whether the record at rx_tail is there: 1 with *len, 0 not yet (*seen:
+ * the word found where its stamp goes), or -EPROTO.  Changes nothing, so a
+ * thread that only peeks may call it.
+ */
+static int rec_ready(const struct tp_ring_chan *r, uint64_t *seen, uint32_t *len)
+{
+	uint64_t v = __atomic_load_n(rec_word(r->rx_data, r->size, r->rx_tail), __ATOMIC_ACQUIRE);
+
+	if ((v & ~(uint64_t)REC_LEN_MASK) != rec_stamp(r->rx_tail, r->rx_key)) {
+		*seen = v;
+		return 0;
+	}
+	*len = (uint32_t)(v & REC_LEN_MASK);
+	if (*len == 0 || *len > r->rec_max)
+		return -EPROTO;		/* the peer broke the ring */
+	return 1;
+}
+
+/* Waits until the record at rx_tail is there: 1 with *len, or < 0. */
+static int rec_wait(struct tp_ring_chan *r, uint32_t *len)
+{
+	uint64_t seen;
+	int ret;
+
+	while ((ret = rec_ready(r, &seen, len)) == 0) {
+		ret = ring_wait(r, rec_word(r->rx_data, r->size, r->rx_tail), seen, &r->rx->data_waiting);
+		if (ret < 0)
+			return ret;
+	}
+	return ret;
 }
 
 static int ring_recv(struct tp_chan *c, void *p, size_t n, int *fd)
 {
 	struct tp_ring_chan *r = (struct tp_ring_chan *)c;
 	struct ring *t = r->rx;
-	uint64_t tail = __atomic_load_n(&t->tail, __ATOMIC_RELAXED);
 	uint8_t *dst = p;
+	int ret;
 
 	(void)fd;	/* descriptors come from tp_ring_take_fd() */
 	while (n) {
-		uint64_t head = __atomic_load_n(&t->head, __ATOMIC_ACQUIRE);
-		size_t avail = (size_t)(head - tail), off, k, first;
-		int ret;
+		size_t k;
 
-		if (avail > r->size)
-			return -EPROTO;		/* the peer broke the ring */
-		if (!avail) {
-			ret = ring_wait(r, &t->head, head, &t->data_waiting);
+		if (!r->rx_len) {
+			uint32_t len;
+
+			ret = rec_wait(r, &len);
 			if (ret < 0)
 				return ret;
-			continue;
+			r->rx_len = len;
+			r->rx_off = 0;
 		}
-		k = n < avail ? n : avail;
-		off = (size_t)(tail & (r->size - 1));
-		first = r->size - off < k ? r->size - off : k;
-		memcpy(dst, r->rx_data + off, first);
-		memcpy(dst + first, r->rx_data, k - first);
-		tail += k;
+		k = r->rx_len - r->rx_off < n ? r->rx_len - r->rx_off : n;
+		ring_get(r, r->rx_tail + REC_HDR + r->rx_off, dst, k);
+		r->rx_off += (uint32_t)k;
 		dst += k;
 		n -= k;
 		c->bytes_received += k;
-		__atomic_store_n(&t->tail, tail, __ATOMIC_SEQ_CST);
-		ring_wake(&t->space_waiting);
+		if (r->rx_off == r->rx_len) {
+			/* The record is read: its space goes back to the peer. */
+			r->rx_tail += rec_span(r->rx_len);
+			r->rx_len = 0;
+			__atomic_store_n(&t->tail, r->rx_tail, __ATOMIC_RELEASE);
+			if (!r->rx_light && r->membarrier)
+				r->rx_light = __atomic_load_n(&t->producer_membarrier, __ATOMIC_RELAXED) == 1;
+			ring_wake(&t->space_waiting, r->rx_light);
+		}
 	}
 	return 0;
 }
@@ -331,6 +507,27 @@ size_t tp_ring_map_size(uint32_t ring_bytes)
 	return 2 * ((size_t)RING_HDR + ring_bytes);
 }
 
+/* Each ring's stamp key, random.  (Zeroed memory is no record: len >= 1.) */
+static int ring_keys(int fd, uint32_t ring_bytes)
+{
+	uint64_t key[2];
+	int k;
+
+	if (getrandom(key, sizeof(key), GRND_NONBLOCK) != (ssize_t)sizeof(key)) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		key[0] = ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 16);
+		key[1] = key[0] * 0x9e3779b97f4a7c15ull + (uint64_t)(uintptr_t)&ts;
+	}
+	for (k = 0; k < 2; k++) {
+		if (pwrite(fd, &key[k], sizeof(key[k]), (off_t)(k * ((size_t)RING_HDR + ring_bytes))) !=
+		    (ssize_t)sizeof(key[k]))
+			return -1;
+	}
+	return 0;
+}
+
 int tp_ring_create_fd(uint32_t ring_bytes)
 {
 	int fd;
@@ -340,7 +537,7 @@ int tp_ring_create_fd(uint32_t ring_bytes)
 	fd = memfd_create("vgpu-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return -errno;
-	if (ftruncate(fd, (off_t)tp_ring_map_size(ring_bytes)) < 0 ||
+	if (ftruncate(fd, (off_t)tp_ring_map_size(ring_bytes)) < 0 || ring_keys(fd, ring_bytes) < 0 ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
 		int ret = -errno;
 
@@ -382,7 +579,17 @@ int tp_ring_wrap(struct tp_chan *sock, int memfd, uint32_t ring_bytes, int creat
 	r->rx = (struct ring *)(creator ? b : a);
 	r->tx_data = (creator ? a : b) + RING_HDR;
 	r->rx_data = (creator ? b : a) + RING_HDR;
+	/* A fresh ring: both sides start at 0 (a creator's key is all it wrote). */
+	r->rec_max = ring_bytes / 4 < REC_LEN_MASK - REC_ALIGN ? ring_bytes / 4 : REC_LEN_MASK - REC_ALIGN;
+	r->tx_key = __atomic_load_n(&r->tx->key, __ATOMIC_RELAXED);
+	r->rx_key = __atomic_load_n(&r->rx->key, __ATOMIC_RELAXED);
 	r->peer_alive = socket_peer_alive;
+	r->membarrier = membarrier_usable();
+	if (r->membarrier) {
+		__atomic_store_n(&r->rx->consumer_membarrier, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&r->tx->producer_membarrier, 1, __ATOMIC_RELAXED);
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	}
 	r->c.ops = &ring_ops;
 	r->c.fd = sock->fd;
 	/* The socket now belongs to the ring channel. */
@@ -395,6 +602,11 @@ int tp_ring_wrap(struct tp_chan *sock, int memfd, uint32_t ring_bytes, int creat
 int tp_chan_is_ring(const struct tp_chan *c)
 {
 	return c->ops == &ring_ops;
+}
+
+int tp_ring_uses_membarrier(const struct tp_chan *c)
+{
+	return ((const struct tp_ring_chan *)c)->membarrier;
 }
 
 unsigned int tp_ring_spin_setting(const char *var, unsigned int many_cpus_us)
@@ -417,25 +629,27 @@ void tp_ring_set_spin(struct tp_chan *c, unsigned int usec)
 int tp_ring_peek(struct tp_chan *c, void *p, size_t n)
 {
 	struct tp_ring_chan *r = (struct tp_ring_chan *)c;
-	struct ring *t = r->rx;
-	uint64_t tail = __atomic_load_n(&t->tail, __ATOMIC_RELAXED);
-	uint64_t head = __atomic_load_n(&t->head, __ATOMIC_ACQUIRE);
-	size_t off, first;
+	uint64_t seen;
+	uint32_t len = r->rx_len, off = r->rx_off;
 
-	if (head - tail < n || head - tail > r->size)
+	if (!len) {
+		if (rec_ready(r, &seen, &len) <= 0)
+			return 0;
+		off = 0;
+	}
+	if (len - off < n)
 		return 0;
-	off = (size_t)(tail & (r->size - 1));
-	first = r->size - off < n ? r->size - off : n;
-	memcpy(p, r->rx_data + off, first);
-	memcpy((uint8_t *)p + first, r->rx_data, n - first);
+	ring_get(r, r->rx_tail + REC_HDR + off, p, n);
 	return 1;
 }
 
 int tp_ring_readable(struct tp_chan *c)
 {
 	struct tp_ring_chan *r = (struct tp_ring_chan *)c;
+	uint64_t seen;
+	uint32_t len;
 
-	return __atomic_load_n(&r->rx->head, __ATOMIC_ACQUIRE) != __atomic_load_n(&r->rx->tail, __ATOMIC_RELAXED);
+	return r->rx_len || rec_ready(r, &seen, &len) != 0;
 }
 
 int tp_ring_take_fd(struct tp_chan *c, int *fd)
@@ -485,9 +699,12 @@ int tp_ring_take_fd(struct tp_chan *c, int *fd)
 int tp_ring_wait_readable(struct tp_chan *c)
 {
 	struct tp_ring_chan *r = (struct tp_ring_chan *)c;
-	uint64_t tail = __atomic_load_n(&r->rx->tail, __ATOMIC_RELAXED);
 
-	if (__atomic_load_n(&r->rx->head, __ATOMIC_ACQUIRE) != tail)
+	uint32_t len;
+	int ret;
+
+	if (r->rx_len)
 		return 0;
-	return ring_wait(r, &r->rx->head, tail, &r->rx->data_waiting);
+	ret = rec_wait(r, &len);
+	return ret < 0 ? ret : 0;
 }

@@ -128,7 +128,12 @@ void tp_ring_set_spin(struct tp_chan *c, unsigned int usec);
  * channel, when it moves to rings.
  */
 unsigned int tp_ring_spin_setting(const char *var, unsigned int many_cpus_us);
-/* Copies the next n unread bytes without consuming them: 1, or 0 when fewer are there. */
+/*
+ * Copies the next n unread bytes without consuming them: 1, or 0 when they
+ * are not all there in the record being read (a message's header always
+ * is).  Another thread may peek while it holds what serialises it with the
+ * channel's reader.
+ */
 int tp_ring_peek(struct tp_chan *c, void *p, size_t n);
 int tp_ring_readable(struct tp_chan *c);
 /* Waits (spin, yield, futex) until there is something to read: 0, or -ECONNRESET. */
@@ -137,6 +142,13 @@ int tp_ring_wait_readable(struct tp_chan *c);
 int tp_ring_take_fd(struct tp_chan *c, int *fd);
 /* Tests only: called inside the wake-up handshake to widen its races. */
 extern void (*tp_ring_delay_hook)(void);
+/*
+ * Sleeps that ran their whole nap although the peer had moved: lost
+ * wake-ups, 0 unless the handshake is broken.
+ */
+extern unsigned long tp_ring_missed_wakeups;
+/* 1 when c's sleeps issue membarrier(2) and its peer may publish without a fence. */
+int tp_ring_uses_membarrier(const struct tp_chan *c);
 
 /*
  * ivshmem channels (transport/ivshmem.c): connections through a memory

@@ -132,6 +132,7 @@ struct vg_hdr {
 #define VG_CAP_ASYNC         (1ull << 0)   /* NO_REPLY calls allowed */
 #define VG_CAP_SHM           (1ull << 1)   /* shared-memory rings, shared pinned memory */
 #define VG_CAP_MODCACHE      (1ull << 2)   /* module images offered by hash (VG_IMG_CACHED) */
+#define VG_CAP_RING_RECORDS  (1ull << 3)   /* rings carry stamped records (transport/ring.c); needed for RING_ATTACH */
 
 /*
  * HELLO payload (guest -> host), 28 bytes + the entries:
