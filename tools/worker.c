@@ -862,6 +862,9 @@ int main(int argc, char **argv)
 		return 2;
 	wk_cache_open(cache_dir, cache_max);
 	trace_calls = getenv("VGPU_TRACE") != NULL;
+	/* Registered for the rings' barrier while no client waits (transport/ring.c). */
+	if (!nofd && !ivshmem)
+		tp_ring_membarrier_ready(0);
 	if (warm_link >= 0) {
 		fcntl(warm_link, F_SETFD, FD_CLOEXEC);
 		fd = warm_wait(driver, warm_link, argv);

@@ -46,6 +46,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -65,7 +66,8 @@
 #define RING_NAP_MS    100	/* a sleep's length: then the peer is checked */
 
 /*
- * The *_membarrier words are written once, at wrap, and say that side
+ * The *_membarrier words are written once, when that side's process has
+ * registered (membarrier_check), and say that side
  * issues the heavy barrier before it sleeps; each sits in the line its peer
  * reads to wake it anyway.
  */
@@ -107,6 +109,7 @@ struct tp_ring_chan {
 	uint64_t rx_tail;
 	uint32_t rx_len, rx_off;
 	int membarrier;			/* this side registered; sleeps issue the heavy barrier */
+	int membarrier_off;		/* VGPU_RING_MEMBARRIER=0, or not to be had */
 	int tx_light, rx_light;		/* the peer said it does too: publish with a light barrier */
 	int (*peer_alive)(int fd);
 };
@@ -138,26 +141,82 @@ static int socket_peer_alive(int fd)
 
 /* ---- barriers -------------------------------------------------------------- */
 
-static int membarrier_ok;
+/*
+ * Registration can take a grace period of the kernel's (tens of ms on some
+ * kernels once the process has threads), so it runs in a thread of its
+ * own, started by the first ring; channels use the barrier once it is done.
+ */
+static int membarrier_state;		/* 0: registering (or not asked), 1: done, -1: unusable */
 static pthread_once_t membarrier_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t membarrier_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t membarrier_done = PTHREAD_COND_INITIALIZER;
 
-static void membarrier_setup(void)
+static void *membarrier_register(void *arg)
 {
 	long cmds = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+	int ok = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
+		 syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
 
-	membarrier_ok = cmds > 0 && (cmds & MEMBARRIER_CMD_GLOBAL_EXPEDITED) &&
-			syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0;
+	(void)arg;
+	pthread_mutex_lock(&membarrier_lock);
+	__atomic_store_n(&membarrier_state, ok ? 1 : -1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&membarrier_done);
+	pthread_mutex_unlock(&membarrier_lock);
+	return NULL;
 }
 
-/* 1 when this process can take part in asymmetric barriers (registered once). */
-static int membarrier_usable(void)
+static void membarrier_start(void)
 {
-	const char *e = getenv("VGPU_RING_MEMBARRIER");
+	pthread_attr_t a;
+	pthread_t th;
+	sigset_t all, old;
+	int ret;
 
-	if (e && !strcmp(e, "0"))
-		return 0;
-	pthread_once(&membarrier_once, membarrier_setup);
-	return membarrier_ok;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	/* The helper takes none of the host program's signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&th, &a, membarrier_register, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&a);
+	if (ret != 0)
+		__atomic_store_n(&membarrier_state, -1, __ATOMIC_RELEASE);
+}
+
+int tp_ring_membarrier_ready(int wait)
+{
+	int st;
+
+	pthread_once(&membarrier_once, membarrier_start);
+	st = __atomic_load_n(&membarrier_state, __ATOMIC_ACQUIRE);
+	if (st == 0 && wait) {
+		pthread_mutex_lock(&membarrier_lock);
+		while ((st = __atomic_load_n(&membarrier_state, __ATOMIC_ACQUIRE)) == 0)
+			pthread_cond_wait(&membarrier_done, &membarrier_lock);
+		pthread_mutex_unlock(&membarrier_lock);
+	}
+	return st > 0;
+}
+
+/*
+ * Once the process is registered, this channel's sleeps issue the heavy
+ * barrier, and the header says so to the peer.  Called by the channel's
+ * own thread between its sleeps: a sleep never runs half under the old
+ * promise and half under the new.
+ */
+static inline void membarrier_check(struct tp_ring_chan *r)
+{
+	if (r->membarrier || r->membarrier_off)
+		return;
+	if (__atomic_load_n(&membarrier_state, __ATOMIC_ACQUIRE) <= 0) {
+		r->membarrier_off = __atomic_load_n(&membarrier_state, __ATOMIC_RELAXED) < 0;
+		return;
+	}
+	r->membarrier = 1;
+	__atomic_store_n(&r->rx->consumer_membarrier, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&r->tx->producer_membarrier, 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 /*
@@ -377,6 +436,7 @@ static int ring_send(struct tp_chan *c, const struct iovec *iov, int iovcnt, int
 			if (errno != EINTR)
 				return -errno;
 	}
+	membarrier_check(r);
 	for (i = 0; i < iovcnt; i++)
 		total += iov[i].iov_len;
 	/* One record for the message; a long one is cut into several. */
@@ -454,6 +514,7 @@ static int ring_recv(struct tp_chan *c, void *p, size_t n, int *fd)
 	int ret;
 
 	(void)fd;	/* descriptors come from tp_ring_take_fd() */
+	membarrier_check(r);
 	while (n) {
 		size_t k;
 
@@ -584,12 +645,13 @@ int tp_ring_wrap(struct tp_chan *sock, int memfd, uint32_t ring_bytes, int creat
 	r->tx_key = __atomic_load_n(&r->tx->key, __ATOMIC_RELAXED);
 	r->rx_key = __atomic_load_n(&r->rx->key, __ATOMIC_RELAXED);
 	r->peer_alive = socket_peer_alive;
-	r->membarrier = membarrier_usable();
-	if (r->membarrier) {
-		__atomic_store_n(&r->rx->consumer_membarrier, 1, __ATOMIC_RELAXED);
-		__atomic_store_n(&r->tx->producer_membarrier, 1, __ATOMIC_RELAXED);
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	{
+		const char *e = getenv("VGPU_RING_MEMBARRIER");
+
+		r->membarrier_off = e && !strcmp(e, "0");
 	}
+	if (!r->membarrier_off)
+		tp_ring_membarrier_ready(0);	/* starts the registration */
 	r->c.ops = &ring_ops;
 	r->c.fd = sock->fd;
 	/* The socket now belongs to the ring channel. */

@@ -149,6 +149,11 @@ extern void (*tp_ring_delay_hook)(void);
 extern unsigned long tp_ring_missed_wakeups;
 /* 1 when c's sleeps issue membarrier(2) and its peer may publish without a fence. */
 int tp_ring_uses_membarrier(const struct tp_chan *c);
+/*
+ * Whether this process is registered for membarrier(2); the first ring
+ * starts the registration in a thread of its own.  wait: until it is done.
+ */
+int tp_ring_membarrier_ready(int wait);
 
 /*
  * ivshmem channels (transport/ivshmem.c): connections through a memory
