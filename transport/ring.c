@@ -214,9 +214,8 @@ static inline void membarrier_check(struct tp_ring_chan *r)
 		return;
 	}
 	r->membarrier = 1;
-	__atomic_store_n(&r->rx->consumer_membarrier, 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&r->tx->producer_membarrier, 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	__atomic_store_n(&r->rx->consumer_membarrier, 1, __ATOMIC_RELEASE);
+	__atomic_store_n(&r->tx->producer_membarrier, 1, __ATOMIC_RELEASE);
 }
 
 /*
@@ -226,18 +225,23 @@ static inline void membarrier_check(struct tp_ring_chan *r)
  */
 static void heavy_barrier(const struct tp_ring_chan *r)
 {
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (r->membarrier)
 		syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
 }
 
-/* The publisher's side, between its index store and its load of `waiting`. */
-static inline void light_barrier(int light)
+/*
+ * The publisher's store of the word its peer watches: sequentially
+ * consistent (with the load of `waiting` in ring_wake), or, light, a plain
+ * release store and a compiler barrier.
+ */
+static inline void publish_word(uint64_t *w, uint64_t v, int light)
 {
-	if (light)
+	if (light) {
+		__atomic_store_n(w, v, __ATOMIC_RELEASE);
 		__atomic_signal_fence(__ATOMIC_SEQ_CST);
-	else
-		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	} else {
+		__atomic_store_n(w, v, __ATOMIC_SEQ_CST);
+	}
 }
 
 static inline void cpu_relax(void)
@@ -313,11 +317,11 @@ static int ring_wait(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen, uint3
 			return 0;
 	}
 	for (;;) {
-		__atomic_store_n(waiting, 1, __ATOMIC_RELAXED);
+		__atomic_store_n(waiting, 1, __ATOMIC_SEQ_CST);
 		if (tp_ring_delay_hook)
 			tp_ring_delay_hook();
 		heavy_barrier(r);
-		if (__atomic_load_n(idx, __ATOMIC_RELAXED) != seen) {
+		if (__atomic_load_n(idx, __ATOMIC_SEQ_CST) != seen) {
 			__atomic_store_n(waiting, 0, __ATOMIC_RELAXED);
 			return 0;
 		}
@@ -334,15 +338,14 @@ static int ring_wait(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen, uint3
 }
 
 /*
- * After this side stored an index the peer may sleep on: the barrier, then
+ * After this side published a word the peer may sleep on (publish_word):
  * a wake if the peer announced a sleep.
  */
 static void ring_wake(uint32_t *waiting, int light)
 {
-	light_barrier(light);
 	if (tp_ring_delay_hook)
 		tp_ring_delay_hook();
-	if (__atomic_load_n(waiting, __ATOMIC_RELAXED)) {
+	if (__atomic_load_n(waiting, light ? __ATOMIC_RELAXED : __ATOMIC_SEQ_CST)) {
 		__atomic_store_n(waiting, 0, __ATOMIC_RELAXED);
 		futex(waiting, FUTEX_WAKE, 1, NULL);
 	}
@@ -463,10 +466,9 @@ static int ring_send(struct tp_chan *c, const struct iovec *iov, int iovcnt, int
 		}
 		r->tx_head = pos + rec_span(len);
 		done += len;
-		__atomic_store_n(rec_word(r->tx_data, r->size, pos), rec_stamp(pos, r->tx_key) | len,
-				 __ATOMIC_RELEASE);
 		if (!r->tx_light && r->membarrier)
 			r->tx_light = __atomic_load_n(&t->consumer_membarrier, __ATOMIC_RELAXED) == 1;
+		publish_word(rec_word(r->tx_data, r->size, pos), rec_stamp(pos, r->tx_key) | len, r->tx_light);
 		ring_wake(&t->data_waiting, r->tx_light);
 	}
 	c->bytes_sent += total;
@@ -537,9 +539,9 @@ static int ring_recv(struct tp_chan *c, void *p, size_t n, int *fd)
 			/* The record is read: its space goes back to the peer. */
 			r->rx_tail += rec_span(r->rx_len);
 			r->rx_len = 0;
-			__atomic_store_n(&t->tail, r->rx_tail, __ATOMIC_RELEASE);
 			if (!r->rx_light && r->membarrier)
 				r->rx_light = __atomic_load_n(&t->producer_membarrier, __ATOMIC_RELAXED) == 1;
+			publish_word(&t->tail, r->rx_tail, r->rx_light);
 			ring_wake(&t->space_waiting, r->rx_light);
 		}
 	}

@@ -386,7 +386,26 @@ static void test_descriptor_beside_ring(void **state)
 	pair_free(&p);
 }
 
-/* Memory that is not a sealed ring of the announced size is refused. */
+/* A pair on 4096-byte rings, and the rings' memory mapped a third time, as a peer would. */
+static uint8_t *pair_mapped(struct tp_chan **ra, struct tp_chan **rb)
+{
+	struct tp_chan *sa, *sb;
+	uint8_t *map;
+	int sv[2], fd;
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(tp_unix_wrap(sv[0], &sa), 0);
+	assert_int_equal(tp_unix_wrap(sv[1], &sb), 0);
+	fd = tp_ring_create_fd(4096);
+	assert_true(fd >= 0);
+	assert_int_equal(tp_ring_wrap(sa, fd, 4096, 1, ra), 0);
+	assert_int_equal(tp_ring_wrap(sb, fd, 4096, 0, rb), 0);
+	map = mmap(NULL, tp_ring_map_size(4096), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	close(fd);
+	return map;
+}
+
 /*
  * The peer stores a tail beyond what was written: the writer refuses to go
  * on (EPROTO) instead of trusting the space it would imply.  With the check
@@ -394,26 +413,17 @@ static void test_descriptor_beside_ring(void **state)
  */
 static void test_bad_tail_refused(void **state)
 {
-	struct tp_chan *sa, *sb, *ra, *rb;
+	struct tp_chan *ra, *rb;
 	uint8_t buf[3000];
 	struct iovec v = { buf, sizeof(buf) };
 	uint64_t *tail;
 	uint8_t *map;
-	int sv[2], fd;
 
 	(void)state;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	assert_int_equal(tp_unix_wrap(sv[0], &sa), 0);
-	assert_int_equal(tp_unix_wrap(sv[1], &sb), 0);
-	fd = tp_ring_create_fd(4096);
-	assert_true(fd >= 0);
-	assert_int_equal(tp_ring_wrap(sa, fd, 4096, 1, &ra), 0);
-	assert_int_equal(tp_ring_wrap(sb, fd, 4096, 0, &rb), 0);
-	map = mmap(NULL, tp_ring_map_size(4096), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	assert_true(map != MAP_FAILED);
-	close(fd);
+	map = pair_mapped(&ra, &rb);
 	memset(buf, 0x5a, sizeof(buf));
-	assert_int_equal(ra->ops->send(ra, &v, 1, -1), 0);	/* 3000 of 4096 bytes used */
+	/* Three records (1024, 1024 and 952 bytes): 3136 of 4096 bytes used. */
+	assert_int_equal(ra->ops->send(ra, &v, 1, -1), 0);
 	tail = (uint64_t *)(map + 64);				/* ring a's tail word */
 	__atomic_store_n(tail, (uint64_t)1 << 40, __ATOMIC_SEQ_CST);
 	assert_int_equal(ra->ops->send(ra, &v, 1, -1), -EPROTO);
@@ -438,22 +448,12 @@ static uint64_t rec_word(const uint8_t *map, uint64_t pos, uint32_t len)
  */
 static void test_records_checked(void **state)
 {
-	struct tp_chan *sa, *sb, *ra, *rb;
+	struct tp_chan *ra, *rb;
 	uint64_t *word;
 	uint8_t *map, x;
-	int sv[2], fd;
 
 	(void)state;
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-	assert_int_equal(tp_unix_wrap(sv[0], &sa), 0);
-	assert_int_equal(tp_unix_wrap(sv[1], &sb), 0);
-	fd = tp_ring_create_fd(4096);
-	assert_true(fd >= 0);
-	assert_int_equal(tp_ring_wrap(sa, fd, 4096, 1, &ra), 0);
-	assert_int_equal(tp_ring_wrap(sb, fd, 4096, 0, &rb), 0);
-	map = mmap(NULL, tp_ring_map_size(4096), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	assert_true(map != MAP_FAILED);
-	close(fd);
+	map = pair_mapped(&ra, &rb);
 	word = (uint64_t *)(map + 256);			/* ring a's data, position 0 */
 	/* The stamp of the lap before, with a fine length: nothing to read. */
 	*word = rec_word(map, (uint64_t)0 - 4096, 1);
@@ -476,6 +476,7 @@ static void test_records_checked(void **state)
 	tp_chan_destroy(rb);
 }
 
+/* Memory that is not a sealed ring of the announced size is refused. */
 static void test_bad_memory_refused(void **state)
 {
 	struct tp_chan *s, *r = NULL;
