@@ -108,8 +108,13 @@ struct tp_ring_chan {
 	 */
 	uint64_t rx_tail;
 	uint32_t rx_len, rx_off;
-	int membarrier;			/* this side registered; sleeps issue the heavy barrier */
-	int membarrier_off;		/* VGPU_RING_MEMBARRIER=0, or not to be had */
+	/*
+	 * Per direction, so the sending and the receiving thread each touch
+	 * only their own: 1 when this side's sleeps on that ring issue the
+	 * heavy barrier (and the header says so), -1 never
+	 * (VGPU_RING_MEMBARRIER=0, or not to be had), 0 not yet decided.
+	 */
+	int tx_mb, rx_mb;
 	int tx_light, rx_light;		/* the peer said it does too: publish with a light barrier */
 	int (*peer_alive)(int fd);
 };
@@ -200,22 +205,24 @@ int tp_ring_membarrier_ready(int wait)
 }
 
 /*
- * Once the process is registered, this channel's sleeps issue the heavy
- * barrier, and the header says so to the peer.  Called by the channel's
- * own thread between its sleeps: a sleep never runs half under the old
- * promise and half under the new.
+ * Once the process is registered, this side's sleeps on one ring (*mb:
+ * tx_mb or rx_mb) issue the heavy barrier, and the ring's header says so to
+ * the peer (*flag: producer_membarrier of tx, consumer_membarrier of rx).
+ * Called by the thread that sends (or receives) between its sleeps: a sleep
+ * never runs half under the old promise and half under the new.
  */
-static inline void membarrier_check(struct tp_ring_chan *r)
+static inline void membarrier_check(int *mb, uint32_t *flag)
 {
-	if (r->membarrier || r->membarrier_off)
+	int st;
+
+	if (*mb)
 		return;
-	if (__atomic_load_n(&membarrier_state, __ATOMIC_ACQUIRE) <= 0) {
-		r->membarrier_off = __atomic_load_n(&membarrier_state, __ATOMIC_RELAXED) < 0;
+	st = __atomic_load_n(&membarrier_state, __ATOMIC_ACQUIRE);
+	if (st == 0)
 		return;
-	}
-	r->membarrier = 1;
-	__atomic_store_n(&r->rx->consumer_membarrier, 1, __ATOMIC_RELEASE);
-	__atomic_store_n(&r->tx->producer_membarrier, 1, __ATOMIC_RELEASE);
+	*mb = st;
+	if (st > 0)
+		__atomic_store_n(flag, 1, __ATOMIC_RELEASE);
 }
 
 /*
@@ -223,9 +230,9 @@ static inline void membarrier_check(struct tp_ring_chan *r)
  * the registered processes (the publisher's included) when membarrier is in
  * use.  A failure falls back to nothing worse than the nap's recheck.
  */
-static void heavy_barrier(const struct tp_ring_chan *r)
+static void heavy_barrier(int mb)
 {
-	if (r->membarrier)
+	if (mb > 0)
 		syscall(SYS_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
 }
 
@@ -304,7 +311,7 @@ static int ring_spin(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen)
  * Waits until *idx differs from seen (the peer moved), or the peer is gone.
  * waiting is this side's announcement word.
  */
-static int ring_wait(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen, uint32_t *waiting)
+static int ring_wait(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen, uint32_t *waiting, int mb)
 {
 	struct timespec nap = { 0, RING_NAP_MS * 1000000L };
 	int i;
@@ -320,7 +327,7 @@ static int ring_wait(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen, uint3
 		__atomic_store_n(waiting, 1, __ATOMIC_SEQ_CST);
 		if (tp_ring_delay_hook)
 			tp_ring_delay_hook();
-		heavy_barrier(r);
+		heavy_barrier(mb);
 		if (__atomic_load_n(idx, __ATOMIC_SEQ_CST) != seen) {
 			__atomic_store_n(waiting, 0, __ATOMIC_RELAXED);
 			return 0;
@@ -395,7 +402,7 @@ static int ring_room(struct tp_ring_chan *r, uint64_t span)
 		uint64_t tail = __atomic_load_n(&t->tail, __ATOMIC_ACQUIRE);
 
 		if (tail == r->tx_tail) {
-			int ret = ring_wait(r, &t->tail, tail, &t->space_waiting);
+			int ret = ring_wait(r, &t->tail, tail, &t->space_waiting, r->tx_mb);
 
 			if (ret < 0)
 				return ret;
@@ -439,7 +446,7 @@ static int ring_send(struct tp_chan *c, const struct iovec *iov, int iovcnt, int
 			if (errno != EINTR)
 				return -errno;
 	}
-	membarrier_check(r);
+	membarrier_check(&r->tx_mb, &t->producer_membarrier);
 	for (i = 0; i < iovcnt; i++)
 		total += iov[i].iov_len;
 	/* One record for the message; a long one is cut into several. */
@@ -466,7 +473,7 @@ static int ring_send(struct tp_chan *c, const struct iovec *iov, int iovcnt, int
 		}
 		r->tx_head = pos + rec_span(len);
 		done += len;
-		if (!r->tx_light && r->membarrier)
+		if (!r->tx_light && r->tx_mb > 0)
 			r->tx_light = __atomic_load_n(&t->consumer_membarrier, __ATOMIC_RELAXED) == 1;
 		publish_word(rec_word(r->tx_data, r->size, pos), rec_stamp(pos, r->tx_key) | len, r->tx_light);
 		ring_wake(&t->data_waiting, r->tx_light);
@@ -501,7 +508,8 @@ static int rec_wait(struct tp_ring_chan *r, uint32_t *len)
 	int ret;
 
 	while ((ret = rec_ready(r, &seen, len)) == 0) {
-		ret = ring_wait(r, rec_word(r->rx_data, r->size, r->rx_tail), seen, &r->rx->data_waiting);
+		ret = ring_wait(r, rec_word(r->rx_data, r->size, r->rx_tail), seen, &r->rx->data_waiting,
+				 r->rx_mb);
 		if (ret < 0)
 			return ret;
 	}
@@ -516,7 +524,7 @@ static int ring_recv(struct tp_chan *c, void *p, size_t n, int *fd)
 	int ret;
 
 	(void)fd;	/* descriptors come from tp_ring_take_fd() */
-	membarrier_check(r);
+	membarrier_check(&r->rx_mb, &t->consumer_membarrier);
 	while (n) {
 		size_t k;
 
@@ -539,7 +547,7 @@ static int ring_recv(struct tp_chan *c, void *p, size_t n, int *fd)
 			/* The record is read: its space goes back to the peer. */
 			r->rx_tail += rec_span(r->rx_len);
 			r->rx_len = 0;
-			if (!r->rx_light && r->membarrier)
+			if (!r->rx_light && r->rx_mb > 0)
 				r->rx_light = __atomic_load_n(&t->producer_membarrier, __ATOMIC_RELAXED) == 1;
 			publish_word(&t->tail, r->rx_tail, r->rx_light);
 			ring_wake(&t->space_waiting, r->rx_light);
@@ -650,9 +658,10 @@ int tp_ring_wrap(struct tp_chan *sock, int memfd, uint32_t ring_bytes, int creat
 	{
 		const char *e = getenv("VGPU_RING_MEMBARRIER");
 
-		r->membarrier_off = e && !strcmp(e, "0");
+		if (e && !strcmp(e, "0"))
+			r->tx_mb = r->rx_mb = -1;
 	}
-	if (!r->membarrier_off)
+	if (!r->tx_mb)
 		tp_ring_membarrier_ready(0);	/* starts the registration */
 	r->c.ops = &ring_ops;
 	r->c.fd = sock->fd;
@@ -670,7 +679,9 @@ int tp_chan_is_ring(const struct tp_chan *c)
 
 int tp_ring_uses_membarrier(const struct tp_chan *c)
 {
-	return ((const struct tp_ring_chan *)c)->membarrier;
+	const struct tp_ring_chan *r = (const struct tp_ring_chan *)c;
+
+	return r->tx_mb > 0 || r->rx_mb > 0;
 }
 
 unsigned int tp_ring_spin_setting(const char *var, unsigned int many_cpus_us)
