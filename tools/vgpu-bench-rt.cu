@@ -6,7 +6,10 @@
  *   rt_launch_loop     back-to-back <<<>>> launches of an empty kernel,
  *                      (N + cudaDeviceSynchronize) / N
  * Output lines as vgpu-bench's legs print them: "name median p10 p90 unit".
+ * Arguments: reps (default 7), and milliseconds to wait after the first
+ * call before the loop (default 0; vgpu-bench's --settle-ms says why).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -36,6 +39,7 @@ static int cmp_double(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	int reps = argc > 1 ? atoi(argv[1]) : 7, r, i;
+	int settle_ms = argc > 2 ? atoi(argv[2]) : 0;
 	double v[64], t0;
 	void *p = NULL;
 
@@ -51,6 +55,12 @@ int main(int argc, char **argv)
 	for (i = 0; i < 100; i++)
 		vg_sleep<<<1, 32>>>(0);
 	cudaDeviceSynchronize();
+	if (settle_ms > 0 && settle_ms <= 60000) {
+		struct timespec ts = { settle_ms / 1000, (long)(settle_ms % 1000) * 1000000L };
+
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+	}
 	for (r = 0; r < reps; r++) {
 		t0 = now_us();
 		for (i = 0; i < 2000; i++)

@@ -3,7 +3,7 @@
  * processes in one invocation, with ratios from that one run.
  *
  *   vgpu-bench --native PATH --vgpu PATH [--server ADDRESS] [--transport ADDRESS]... [--reps N]
- *              [--rounds R] [--size-mib N]
+ *              [--rounds R] [--size-mib N] [--settle-ms N]
  *              [--rt PROGRAM] [--python PYTHON] [--llama DIR --model GGUF [--llama-drive PROGRAM]]
  *
  * PATH is a libcuda.so.1 (NVIDIA's, ours).  Legs alternate, native then
@@ -22,6 +22,13 @@
  * three): another way to the same daemon (tcp:, vsock-uds:, ivshmem:...);
  * the driver-API leg runs over each, and a second table sets round trips
  * and bandwidth over --server and each transport beside native.
+ *
+ * Every leg waits --settle-ms (default 1000) after its set-up and before
+ * its first timed figure, natively as through vgpu.  A daemon starts its
+ * next warm worker (driver start, primary context) as a client takes the
+ * current one, and the worker of the leg before tears its context down as
+ * that leg ends: for a few hundred milliseconds the driver and the GPU are
+ * shared with that work, and a figure taken then is not vgpu's own.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -158,7 +165,15 @@ static void graph_replay(struct drv *d, CUfunction fn, void **params, int reps)
 	report("graph_replay_10_kernels", v, reps, "us/call");
 }
 
-static int leg(const char *lib, int reps, unsigned int mib)
+static void settle(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int leg(const char *lib, int reps, unsigned int mib, unsigned int settle_ms)
 {
 	struct drv d;
 	void *h = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
@@ -215,6 +230,8 @@ static int leg(const char *lib, int reps, unsigned int mib)
 	unsigned int zero = 0;
 	void *params[] = { &zero };
 
+	settle(settle_ms);
+
 	/* Answered in the guest: no synchronisation to add. */
 	PER_CALL("ctx_get_current", 20000, d.CtxGetCurrent(&cur), (void)0);
 	PER_CALL("ctx_get_device", 20000, d.CtxGetDevice(&dev), (void)0);
@@ -250,7 +267,8 @@ static int leg(const char *lib, int reps, unsigned int mib)
 /*
  * A small elementwise op (4096 floats, in place) and a training step of a
  * three-layer MLP (batch 256, 1024 -> 4096 -> 4096 -> 1024, SGD).  Printed
- * in the leg format.  Exits 3 when torch or a GPU is not there.
+ * in the leg format.  Arguments: reps, settle milliseconds.  Exits 3 when
+ * torch or a GPU is not there.
  */
 static const char torch_script[] =
 	"import sys, time\n"
@@ -261,6 +279,7 @@ static const char torch_script[] =
 	"if not torch.cuda.is_available():\n"
 	"    sys.exit(3)\n"
 	"reps = int(sys.argv[1])\n"
+	"settle = int(sys.argv[2]) / 1000 if len(sys.argv) > 2 else 0\n"
 	"def rep(name, v, unit):\n"
 	"    v = sorted(v); n = len(v)\n"
 	"    print('%s %.3f %.3f %.3f %s' % (name, v[n // 2], v[n // 10], v[n - 1 - n // 10], unit), flush=True)\n"
@@ -268,6 +287,7 @@ static const char torch_script[] =
 	"x = torch.ones(4096, device=d)\n"
 	"for _ in range(200): x.mul_(1.0001)\n"
 	"torch.cuda.synchronize()\n"
+	"time.sleep(settle)\n"
 	"v = []\n"
 	"for r in range(reps):\n"
 	"    t = time.perf_counter()\n"
@@ -496,6 +516,7 @@ static const char *usage_text =
 	"usage: vgpu-bench --native LIBCUDA --vgpu LIBCUDA [--server ADDRESS] [--transport ADDRESS]...\n"
 	"                  [--reps N] [--rounds R]\n"
 	"                  [--size-mib N (bulk copies, default 256)]\n"
+	"                  [--settle-ms N (each leg's wait before its figures, default 1000)]\n"
 	"                  [--rt PROGRAM] [--python PYTHON]\n"
 	"                  [--llama DIR --model GGUF [--llama-drive PROGRAM]]\n";
 
@@ -507,8 +528,8 @@ int main(int argc, char **argv)
 	static struct table ta, tb, tx[MAXSERVERS];
 	int nservers = 0, k;
 	int reps = 7, rounds = 3, i, j, round, torch_ok = 1, ret;
-	unsigned int mib = 256;
-	char self[4096], reps_s[16], mib_s[16];
+	unsigned int mib = 256, settle_ms = 1000;
+	char self[4096], reps_s[16], mib_s[16], settle_s[16];
 	ssize_t sl;
 
 	for (i = 1; i < argc; i++) {
@@ -531,6 +552,8 @@ int main(int argc, char **argv)
 			rounds = atoi(argv[++i]);
 		else if (!strcmp(a, "--size-mib") && has)
 			mib = (unsigned int)atoi(argv[++i]);
+		else if (!strcmp(a, "--settle-ms") && has)
+			settle_ms = (unsigned int)atoi(argv[++i]);
 		else if (!strcmp(a, "--rt") && has)
 			rt = argv[++i];
 		else if (!strcmp(a, "--python") && has)
@@ -552,8 +575,10 @@ int main(int argc, char **argv)
 		rounds = 3;
 	if (mib < 1 || mib > 4096)
 		mib = 256;
+	if (settle_ms > 60000)
+		settle_ms = 1000;
 	if (legl)
-		return leg(legl, reps, mib);
+		return leg(legl, reps, mib, settle_ms);
 	if (!native || !vg || (!llama != !model)) {
 		fputs(usage_text, stderr);
 		return 2;
@@ -568,14 +593,16 @@ int main(int argc, char **argv)
 	self[sl] = '\0';
 	snprintf(reps_s, sizeof(reps_s), "%d", reps);
 	snprintf(mib_s, sizeof(mib_s), "%u", mib);
+	snprintf(settle_s, sizeof(settle_s), "%u", settle_ms);
 	for (round = 0; round < rounds; round++) {
 		for (j = 0; j < 2; j++) {
 			const char *lib = j ? vg : native;
 			const char *srv = j ? server : NULL;
 			struct table *t = j ? &tb : &ta;
-			char *drv_argv[] = { self, "--leg", (char *)lib, "--reps", reps_s, "--size-mib", mib_s, NULL };
-			char *rt_argv[] = { (char *)rt, reps_s, NULL };
-			char *py_argv[] = { (char *)python, "-c", (char *)torch_script, reps_s, NULL };
+			char *drv_argv[] = { self, "--leg", (char *)lib, "--reps", reps_s, "--size-mib", mib_s,
+					     "--settle-ms", settle_s, NULL };
+			char *rt_argv[] = { (char *)rt, reps_s, settle_s, NULL };
+			char *py_argv[] = { (char *)python, "-c", (char *)torch_script, reps_s, settle_s, NULL };
 			char *ll_argv[] = { (char *)drive, "-n", "128", "-P", "64", (char *)llama, (char *)model, NULL };
 
 			ret = run_leg(drv_argv, lib, srv, t);
@@ -598,7 +625,8 @@ int main(int argc, char **argv)
 		}
 		/* The other transports: the driver-API leg only. */
 		for (k = 1; k < nservers; k++) {
-			char *drv_argv[] = { self, "--leg", (char *)vg, "--reps", reps_s, "--size-mib", mib_s, NULL };
+			char *drv_argv[] = { self, "--leg", (char *)vg, "--reps", reps_s, "--size-mib", mib_s,
+					     "--settle-ms", settle_s, NULL };
 
 			ret = run_leg(drv_argv, vg, servers[k], &tx[k]);
 			if (ret != 0)

@@ -81,6 +81,7 @@ static void usage(FILE *f)
 		"       vgpu info [--server unix:PATH]\n"
 		"       vgpu identity [--server unix:PATH] [--output PATH]\n"
 		"       vgpu bench [--server ADDRESS] [--transport ADDRESS]... [--reps N] [--rounds R] [--python PY]\n"
+		"                  [--size-mib N] [--settle-ms N]\n"
 		"                  [--llama DIR --model GGUF [--llama-drive PROGRAM]]\n"
 		"\n"
 		"  run       run CMD with vgpu's libcuda.so.1 (finds or starts a vgpud)\n"
@@ -698,7 +699,7 @@ static int cmd_bench(int argc, char **argv)
 			continue;
 		}
 		if ((!strcmp(argv[i], "--reps") || !strcmp(argv[i], "--rounds") || !strcmp(argv[i], "--python") ||
-		     !strcmp(argv[i], "--size-mib") || !strcmp(argv[i], "--transport") ||
+		     !strcmp(argv[i], "--size-mib") || !strcmp(argv[i], "--settle-ms") || !strcmp(argv[i], "--transport") ||
 		     !strcmp(argv[i], "--llama") || !strcmp(argv[i], "--model") || !strcmp(argv[i], "--llama-drive")) &&
 		    i + 1 < argc && n < 28) {
 			args[n++] = argv[i];
