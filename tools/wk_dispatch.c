@@ -20,12 +20,38 @@ CUresult wk_bad_handle_error(int htype)
 	return htype == VG_H_CUcontext ? CUDA_ERROR_INVALID_CONTEXT : CUDA_ERROR_INVALID_HANDLE;
 }
 
+/*
+ * Each host thread keeps the handles it looked up last: a launch looks up
+ * its function and its stream every time, and the table's lock is shared
+ * by every thread.  An entry is good while wk.handle_gen is what it was
+ * when the entry was filled (under the lock); every forget moves it.
+ */
+#define HCACHE_SLOTS 8
+static __thread struct {
+	uint64_t id, gen;
+	void *real;
+	int type;
+} hcache[HCACHE_SLOTS];
+
+static unsigned int hcache_slot(uint64_t id)
+{
+	return (unsigned int)((id ^ (id >> 7) ^ (id >> 19)) & (HCACHE_SLOTS - 1));
+}
+
 int wk_handle_lookup(uint64_t id, int htype, void **real)
 {
+	unsigned int k = hcache_slot(id);
 	struct vg_hent *e;
+	uint64_t gen;
 	int ok = 0;
 
+	if (hcache[k].id == id && hcache[k].type == htype && id &&
+	    hcache[k].gen == __atomic_load_n(&wk.handle_gen, __ATOMIC_ACQUIRE)) {
+		*real = hcache[k].real;
+		return 1;
+	}
 	pthread_mutex_lock(&wk.lock);
+	gen = wk.handle_gen;
 	e = vg_htab_get(&wk.ids, id);
 	if (e && ((int)e->type == htype ||
 		  (htype == VG_H_CUfunction && (int)e->type == VG_H_CUkernel))) {
@@ -33,6 +59,12 @@ int wk_handle_lookup(uint64_t id, int htype, void **real)
 		ok = 1;
 	}
 	pthread_mutex_unlock(&wk.lock);
+	if (ok) {
+		hcache[k].id = id;
+		hcache[k].gen = gen;
+		hcache[k].real = *real;
+		hcache[k].type = htype;
+	}
 	return ok;
 }
 
@@ -78,6 +110,8 @@ void wk_handle_forget(uint64_t id)
 	if (e) {
 		vg_htab_del(&wk.rev[e->type], e->val);
 		vg_htab_del(&wk.ids, id);
+		/* Every thread's cached lookups go stale. */
+		__atomic_store_n(&wk.handle_gen, wk.handle_gen + 1, __ATOMIC_RELEASE);
 	}
 	pthread_mutex_unlock(&wk.lock);
 }

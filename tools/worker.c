@@ -205,6 +205,11 @@ static void *thread_main(void *arg)
 			continue;
 		}
 		pthread_mutex_lock(&t->rx_lock);
+		if (t->busy_seq) {
+			/* The no-reply call before, finished (see below). */
+			t->busy_seq = 0;
+			pthread_cond_broadcast(&t->rx_cond);
+		}
 		ret = tp_recv_msg(t->chan, &h, &t->in, wk_limits_payload_max(), &t->fd_in);
 		noreply = ret == 0 && (h.flags & VG_F_NO_REPLY);
 		if (noreply)
@@ -251,6 +256,12 @@ static void *thread_main(void *arg)
 			/* Reported by this thread's next synchronising call, once. */
 			if (res != CUDA_SUCCESS && t->deferred == CUDA_SUCCESS)
 				t->deferred = res;
+			/*
+			 * A launch's next call is usually queued already: the
+			 * lock taken to read it says this one finished.
+			 */
+			if (tp_chan_is_ring(t->chan) && tp_ring_readable(t->chan) > 0)
+				continue;
 			pthread_mutex_lock(&t->rx_lock);
 			t->busy_seq = 0;
 			pthread_cond_broadcast(&t->rx_cond);
@@ -289,6 +300,12 @@ static void *thread_main(void *arg)
 				wk_fatal("cannot map the guest's rings: %s", strerror(-ret));
 		}
 	}
+	pthread_mutex_lock(&t->rx_lock);
+	if (t->busy_seq) {
+		t->busy_seq = 0;
+		pthread_cond_broadcast(&t->rx_cond);
+	}
+	pthread_mutex_unlock(&t->rx_lock);
 	if (!t->callback)
 		wk_limits_thread_exit();	/* the callback channel stays for the session */
 	return NULL;

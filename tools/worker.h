@@ -44,6 +44,7 @@ struct wk_state {
 	pthread_mutex_t lock;		/* handle tables, thread list */
 	struct vg_htab ids;		/* id -> real pointer, type */
 	struct vg_htab rev[VG_H_MAX];	/* real pointer -> id, per handle type */
+	uint64_t handle_gen;		/* moves at every forget (written under lock, read atomically) */
 	uint64_t next_host_id;
 	struct wk_thread *threads;
 	const char *stats_dir;
