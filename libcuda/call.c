@@ -386,6 +386,8 @@ CUresult lc_call(int fn, const uint64_t *a)
 	res = lc_check();
 	if (res != CUDA_SUCCESS)
 		return res;
+	if (d->cls == VG_CLASS_SYNC && lc_sync_local(fn, a))
+		return CUDA_SUCCESS;
 	res = call_encode(fn, a, &b, &shared);
 	if (res != CUDA_SUCCESS)
 		return res;
@@ -410,6 +412,8 @@ CUresult lc_call(int fn, const uint64_t *a)
 	}
 	vg_buf_init(&rep);
 	res = lc_rpc((uint32_t)fn, b, &rep);
+	if (res == CUDA_SUCCESS && d->cls == VG_CLASS_SYNC)
+		lc_sync_done(fn, a);
 	if (res == CUDA_SUCCESS) {
 		vg_rd_init(&r, rep.p, rep.len);
 		for (i = 0; i < d->nargs && res == CUDA_SUCCESS; i++) {

@@ -25,7 +25,6 @@
 #include "lc.h"
 
 struct vg_buf *lc_scratch(void);
-int lc_ctx_current_known(uint64_t *ctx);
 
 static __thread CUgraphNode *tls_deps;
 static __thread CUgraphEdgeData *tls_edges;

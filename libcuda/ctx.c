@@ -53,7 +53,6 @@ void lc_ctx_after_call(int fn, const uint64_t *a)
 }
 
 /* The calling thread's current context when the mirror knows it (1), else 0. */
-int lc_ctx_current_known(uint64_t *ctx);
 int lc_ctx_current_known(uint64_t *ctx)
 {
 	*ctx = cur_ctx;

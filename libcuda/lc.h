@@ -94,6 +94,16 @@ CUresult lc_rpc_wait(uint32_t op, uint64_t seq, struct vg_buf *rep);
 CUresult lc_call_begin(int fn, const uint64_t *a, uint64_t *seq);
 CUresult lc_call_end(int fn, uint64_t seq);
 
+/*
+ * Synchronisations answered in the guest (session.c): lc_sync_local says 1
+ * when fn (cuStreamSynchronize*, cuCtxSynchronize*) with arguments a would
+ * return CUDA_SUCCESS again, as the thread's last one did with nothing sent
+ * since; lc_sync_done, right after fn returned CUDA_SUCCESS from the host.
+ */
+int lc_sync_local(int fn, const uint64_t *a);
+void lc_sync_done(int fn, const uint64_t *a);
+int lc_ctx_current_known(uint64_t *ctx);
+
 /* Guest pinned memory (lc.hostmem: address -> size, flags). */
 #define LC_HOSTMEM_SHARED 0x80000000u	/* shared with the worker, same address */
 /* 1 when [p, p+n) lies in pinned memory shared with the worker. */

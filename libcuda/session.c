@@ -385,6 +385,26 @@ static unsigned int ring_spin_us(void)
 
 static uint64_t last_async_seq;		/* atomic: newest no-reply call, any thread */
 static __thread uint64_t my_async_seq;	/* newest no-reply call of this thread */
+/*
+ * Calls of any thread that took a sequence number and are not finished: a
+ * no-reply call until it is sent, a call with a reply until the reply is
+ * read.  A call that finds none but itself after taking its number went
+ * alone: every call numbered before it was sent before it and, where on
+ * another channel, is ordered before it (VG_F_ORDERED, decided after the
+ * check), and none was still running in the worker.
+ */
+static unsigned long calls_busy;
+static __thread uint64_t alone_seq;	/* this thread's last call with a reply, if it went alone; else 0 */
+
+static int call_open(void)
+{
+	return __atomic_add_fetch(&calls_busy, 1, __ATOMIC_SEQ_CST) > 0;
+}
+
+static void call_close(void)
+{
+	__atomic_sub_fetch(&calls_busy, 1, __ATOMIC_SEQ_CST);
+}
 
 static int async_enabled(void)
 {
@@ -412,16 +432,19 @@ CUresult lc_send_async(uint32_t op, const struct vg_buf *req)
 	if (!t)
 		return CUDA_ERROR_DEVICE_UNAVAILABLE;
 	h.tid = t->tid;
+	call_open();
 	h.seq = next_seq();
 	if (__atomic_load_n(&last_async_seq, __ATOMIC_RELAXED) != my_async_seq)
 		h.flags |= VG_F_ORDERED;
 	ret = tp_send_msg(t->chan, &h, req->p, req->len, -1);
 	if (ret < 0) {
+		call_close();
 		session_lost("call", ret);
 		return CUDA_ERROR_DEVICE_UNAVAILABLE;
 	}
 	my_async_seq = h.seq;
 	__atomic_store_n(&last_async_seq, h.seq, __ATOMIC_RELAXED);
+	call_close();
 	return CUDA_SUCCESS;
 }
 
@@ -457,7 +480,7 @@ CUresult lc_rpc_send(uint32_t op, const struct vg_buf *req, int fd, uint64_t *se
 {
 	struct lc_tchan *t;
 	struct vg_hdr h = { .kind = VG_MSG_CALL, .op = op };
-	int ret;
+	int ret, alone;
 
 	if (req->err)
 		return CUDA_ERROR_OUT_OF_MEMORY;
@@ -465,21 +488,35 @@ CUresult lc_rpc_send(uint32_t op, const struct vg_buf *req, int fd, uint64_t *se
 	if (!t)
 		return CUDA_ERROR_DEVICE_UNAVAILABLE;
 	h.tid = t->tid;
+	call_open();
 	h.seq = next_seq();
+	alone = __atomic_load_n(&calls_busy, __ATOMIC_SEQ_CST) == 1;
 	/* Another thread's no-reply calls may still be queued: keep their order. */
 	if (__atomic_load_n(&last_async_seq, __ATOMIC_RELAXED) != my_async_seq)
 		h.flags |= VG_F_ORDERED;
 	ret = tp_send_msg(t->chan, &h, req->p, req->len, fd);
 	if (ret < 0) {
+		call_close();
 		session_lost("call", ret);
 		return CUDA_ERROR_DEVICE_UNAVAILABLE;
 	}
+	alone_seq = alone ? h.seq : 0;
 	*seqp = h.seq;
 	return CUDA_SUCCESS;
 }
 
+static CUresult rpc_wait(uint32_t op, uint64_t seq, struct vg_buf *rep);
+
 /* Waits for the reply to seq, serving host calls meanwhile. */
 CUresult lc_rpc_wait(uint32_t op, uint64_t seq, struct vg_buf *rep)
+{
+	CUresult res = rpc_wait(op, seq, rep);
+
+	call_close();
+	return res;
+}
+
+static CUresult rpc_wait(uint32_t op, uint64_t seq, struct vg_buf *rep)
 {
 	struct lc_tchan *t = chan_get();
 	struct vg_hdr h;
@@ -513,6 +550,94 @@ CUresult lc_rpc_wait(uint32_t op, uint64_t seq, struct vg_buf *rep)
 lost:
 	session_lost("call", ret);
 	return CUDA_ERROR_DEVICE_UNAVAILABLE;
+}
+
+/*
+ * Synchronisations answered here.  A thread whose synchronisation of a
+ * stream (or of its context) returned CUDA_SUCCESS, the call having gone
+ * alone, would get CUDA_SUCCESS again from the same synchronisation as long
+ * as the process has sent nothing since: no work was queued after the one
+ * that completed, and a later failure of work queued elsewhere is ordered
+ * with this thread's calls only by a call, which would be sent.  llama.cpp
+ * synchronises its stream several times a token with nothing in between.
+ * The record is the thread's own (the per-thread stream and the current
+ * context are properties of the thread).  VGPU_LOCAL_SYNC=0 turns it off.
+ */
+static __thread struct {
+	uint64_t seq, ctx, stream;
+	int whole_ctx;
+} synced;
+
+static int local_sync_enabled(void)
+{
+	static int on = -1;
+
+	if (on < 0) {
+		const char *e = getenv("VGPU_LOCAL_SYNC");
+
+		on = !(e && !strcmp(e, "0"));
+	}
+	return on;
+}
+
+/* Which synchronisation fn is: 1 a stream's (*stream set), 2 the context's, 0 neither. */
+static int sync_kind(int fn, const uint64_t *a, uint64_t *ctx, uint64_t *stream)
+{
+	uint64_t cur;
+
+	switch (fn) {
+	case VG_FN_cuStreamSynchronize:
+	case VG_FN_cuStreamSynchronize_ptsz:
+		/* In the per-thread build NULL is the thread's own stream. */
+		*stream = fn == VG_FN_cuStreamSynchronize_ptsz && !a[0] ? (uint64_t)(uintptr_t)CU_STREAM_PER_THREAD
+									  : a[0];
+		break;
+	case VG_FN_cuCtxSynchronize:
+		*stream = 0;
+		break;
+	case VG_FN_cuCtxSynchronize_v2:
+		/* A context named (not NULL: "the current one") is left to the host. */
+		if (a[0])
+			return 0;
+		*stream = 0;
+		break;
+	default:
+		return 0;
+	}
+	if (!lc_ctx_current_known(&cur) || !cur)
+		return 0;
+	*ctx = cur;
+	return fn == VG_FN_cuCtxSynchronize || fn == VG_FN_cuCtxSynchronize_v2 ? 2 : 1;
+}
+
+int lc_sync_local(int fn, const uint64_t *a)
+{
+	uint64_t ctx, stream;
+	int kind;
+
+	if (!synced.seq || !local_sync_enabled())
+		return 0;
+	kind = sync_kind(fn, a, &ctx, &stream);
+	if (!kind || ctx != synced.ctx || __atomic_load_n(&lc.seq, __ATOMIC_SEQ_CST) != synced.seq)
+		return 0;
+	if (synced.whole_ctx)
+		/* Every stream of the context is idle; a stream named by handle may be another context's. */
+		return kind == 2 || stream <= (uint64_t)(uintptr_t)CU_STREAM_PER_THREAD;
+	return kind == 1 && stream == synced.stream;
+}
+
+void lc_sync_done(int fn, const uint64_t *a)
+{
+	uint64_t ctx, stream;
+	int kind = sync_kind(fn, a, &ctx, &stream);
+
+	synced.seq = 0;
+	if (!kind || !alone_seq)
+		return;
+	synced.ctx = ctx;
+	synced.stream = stream;
+	synced.whole_ctx = kind == 2;
+	synced.seq = alone_seq;
 }
 
 CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, int fd)

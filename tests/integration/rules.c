@@ -17,6 +17,12 @@
  *                        worker's counts), by the host while one is, after a
  *                        failed end that did or did not end it, and for
  *                        streams made before a context ended
+ *   rules idle-sync      repeated synchronisations with nothing sent between
+ *                        (1000 each of a stream's, the per-thread stream's,
+ *                        the context's) return CUDA_SUCCESS; work queued in
+ *                        between, by this thread or another, is waited for
+ *                        and its data is there (the runner checks how many
+ *                        reached the worker, with VGPU_LOCAL_SYNC=0 too)
  *   rules null-sweep     every export of libcuda.so.1, called with zero
  *                        arguments before and after cuInit, returns a known
  *                        CUresult and nothing crashes; the session survives
@@ -24,6 +30,7 @@
  * Prints FAIL lines and exits 1 on any failure.
  */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -373,6 +380,108 @@ static int null_sweep(const char *exports)
 	return failed;
 }
 
+typedef CUresult (*dtoh_fn)(void *, CUdeviceptr, size_t);
+
+struct idle_other {
+	CUcontext ctx;
+	CUstream s;
+	CUdeviceptr p;
+	CUresult r;
+};
+
+/* Another thread queues a memset on the first thread's stream. */
+static void *idle_other_thread(void *arg)
+{
+	struct idle_other *o = arg;
+
+	o->r = ((setcur_fn)sym("cuCtxSetCurrent"))(o->ctx);
+	if (o->r == CUDA_SUCCESS)
+		o->r = ((memset_fn)sym("cuMemsetD8Async"))(o->p, 0x5a, 1 << 20, o->s);
+	return NULL;
+}
+
+/* 1 when the first n bytes at p are all v. */
+static int all_bytes(CUdeviceptr p, unsigned char v, size_t n)
+{
+	static unsigned char buf[1 << 20];
+	size_t i;
+
+	if (((dtoh_fn)sym("cuMemcpyDtoH_v2"))(buf, p, n) != CUDA_SUCCESS)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (buf[i] != v)
+			return 0;
+	return 1;
+}
+
+static int rules_idle_sync(void)
+{
+	sync_fn ss = (sync_fn)sym("cuStreamSynchronize");
+	sync_fn ss_ptsz = (sync_fn)sym("cuStreamSynchronize_ptsz");
+	ctx_sync_fn cs = (ctx_sync_fn)sym("cuCtxSynchronize");
+	memset_fn ms = (memset_fn)sym("cuMemsetD8Async");
+	struct idle_other o;
+	pthread_t th;
+	CUresult r = ((init_fn)sym("cuInit"))(0);
+	CUstream s;
+	CUdeviceptr p;
+	int i, bad;
+
+	check(r == CUDA_SUCCESS, "cuInit", r);
+	check(work() == CUDA_SUCCESS, "a context", 0);
+	check(((getcur_fn)sym("cuCtxGetCurrent"))(&o.ctx) == CUDA_SUCCESS, "the current context", 0);
+	check(((stream_create_fn)sym("cuStreamCreate"))(&s, CU_STREAM_NON_BLOCKING) == CUDA_SUCCESS, "a stream", 0);
+	check(((alloc_fn)sym("cuMemAlloc_v2"))(&p, 1 << 20) == CUDA_SUCCESS, "an allocation", 0);
+
+	/* Work, then 1000 synchronisations of its stream: the first waits for it. */
+	check(ms(p, 0x11, 1 << 20, s) == CUDA_SUCCESS, "a memset", 0);
+	for (i = 0, bad = 0; i < 1000; i++)
+		bad |= ss(s) != CUDA_SUCCESS;
+	check(!bad, "1000 synchronisations of the stream", 0);
+	check(all_bytes(p, 0x11, 1 << 20), "the memset's bytes", 0);
+
+	/* Work queued between two: the second waits for it. */
+	check(ss(s) == CUDA_SUCCESS, "after the copy back", 0);
+	check(ms(p, 0x22, 1 << 20, s) == CUDA_SUCCESS, "a second memset", 0);
+	check(ss(s) == CUDA_SUCCESS, "its synchronisation", 0);
+	check(all_bytes(p, 0x22, 1 << 20), "the second memset's bytes", 0);
+
+	/* Work another thread queued on this stream: waited for. */
+	check(ss(s) == CUDA_SUCCESS, "before the other thread", 0);
+	o.s = s;
+	o.p = p;
+	check(pthread_create(&th, NULL, idle_other_thread, &o) == 0, "another thread", 0);
+	pthread_join(th, NULL);
+	check(o.r == CUDA_SUCCESS, "the other thread's memset", o.r);
+	check(ss(s) == CUDA_SUCCESS, "the synchronisation after it", 0);
+	check(all_bytes(p, 0x5a, 1 << 20), "the other thread's bytes", 0);
+
+	/* The per-thread stream, then the context: 1000 each. */
+	check(ms(p, 0x33, 1 << 20, CU_STREAM_PER_THREAD) == CUDA_SUCCESS, "a memset on the per-thread stream", 0);
+	for (i = 0, bad = 0; i < 1000; i++)
+		bad |= ss_ptsz(NULL) != CUDA_SUCCESS;
+	check(!bad, "1000 synchronisations of the per-thread stream", 0);
+	check(ms(p, 0x44, 1 << 20, s) == CUDA_SUCCESS, "a memset before the context's", 0);
+	for (i = 0, bad = 0; i < 1000; i++)
+		bad |= cs() != CUDA_SUCCESS;
+	check(!bad, "1000 synchronisations of the context", 0);
+	/* The context's covers its default streams. */
+	for (i = 0, bad = 0; i < 1000; i++)
+		bad |= ss(NULL) != CUDA_SUCCESS;
+	check(!bad, "1000 of the default stream after it", 0);
+	check(all_bytes(p, 0x44, 1 << 20), "the last memset's bytes", 0);
+
+	/* An error queued between two is reported by the second, once. */
+	check(ss(s) == CUDA_SUCCESS, "before the bad memset", 0);
+	r = ms((CUdeviceptr)0xdead0000ull, 0, 16, s);
+	if (r == CUDA_SUCCESS)
+		r = ss(s);
+	check(r == CUDA_ERROR_INVALID_VALUE, "the bad memset reported", r);
+	check(ss(s) == CUDA_SUCCESS, "and then success", 0);
+	printf("idle sync done\n");
+	return failed;
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_DFL);
@@ -393,6 +502,8 @@ int main(int argc, char **argv)
 		return rules_capture_info();
 	if (argc == 2 && !strcmp(argv[1], "deferred"))
 		return rules_deferred();
+	if (argc == 2 && !strcmp(argv[1], "idle-sync"))
+		return rules_idle_sync();
 	if (argc == 3 && !strcmp(argv[1], "null-sweep"))
 		return null_sweep(argv[2]);
 	fprintf(stderr, "usage: rules fork | visible N NAME... | uuid-prefix | null-sweep EXPORTS\n");
