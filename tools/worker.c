@@ -215,6 +215,9 @@ static void *thread_main(void *arg)
 		if (noreply)
 			t->busy_seq = h.seq;
 		pthread_mutex_unlock(&t->rx_lock);
+		/* Once the session ends, what a shut channel gives is not the guest's. */
+		if (ret < 0 && __atomic_load_n(&wk.stopping, __ATOMIC_ACQUIRE))
+			break;
 		if (ret == -EPROTO || ret == -EMSGSIZE || ret == -EBADMSG)
 			wk_fatal("malformed header on a thread channel (%s)", strerror(-ret));
 		if (ret < 0)
@@ -433,6 +436,7 @@ static void threads_stop(void)
 	struct wk_thread *t;
 
 	/* Ending the channels ends the threads once their current call returns. */
+	__atomic_store_n(&wk.stopping, 1, __ATOMIC_RELEASE);
 	for (t = wk.threads; t; t = t->next) {
 		if (tp_chan_is_ivshmem(t->chan))
 			tp_ivshmem_shutdown(t->chan);

@@ -53,6 +53,7 @@ struct wk_state {
 	struct wk_thread *cb;		/* the callback channel, once the guest opened it */
 	pthread_mutex_t cb_lock;	/* one host function call at a time on it */
 	int ring_ok;			/* the guest's rings carry records (VG_CAP_RING_RECORDS) */
+	int stopping;			/* atomic: the session ends; the channels are being shut */
 };
 
 extern struct wk_state wk;

@@ -279,6 +279,14 @@ static int iv_recv(struct tp_chan *ch, void *p, size_t n, int *fd)
 		size_t off, k, first;
 		int ret;
 
+		/*
+		 * Shut down here: what is left unread is dropped, as a socket's
+		 * shutdown drops it, and the daemon may soon reset the slot
+		 * for its next guest (then the ring's words are not ours).
+		 */
+		if (__atomic_load_n(&c->shut, __ATOMIC_ACQUIRE) ||
+		    __atomic_load_n(&c->slot->gen, __ATOMIC_ACQUIRE) != c->gen)
+			return -ECONNRESET;
 		if (avail > c->size)
 			return -EPROTO;	/* the peer broke the ring */
 		if (!avail) {
