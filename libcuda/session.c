@@ -396,9 +396,9 @@ static __thread uint64_t my_async_seq;	/* newest no-reply call of this thread */
 static unsigned long calls_busy;
 static __thread uint64_t alone_seq;	/* this thread's last call with a reply, if it went alone; else 0 */
 
-static int call_open(void)
+static void call_open(void)
 {
-	return __atomic_add_fetch(&calls_busy, 1, __ATOMIC_SEQ_CST) > 0;
+	__atomic_add_fetch(&calls_busy, 1, __ATOMIC_SEQ_CST);
 }
 
 static void call_close(void)
