@@ -1,19 +1,29 @@
 /*
- * Function and kernel attributes and occupancy answers, kept once asked
- * (llama.cpp asks for the same ones every token, PyTorch for occupancy on
- * every launch configuration).  Setting any function or kernel attribute or
- * a cache preference forgets them all: the host is asked again.
+ * Function and kernel attributes, occupancy answers, a kernel's function in
+ * a context and parameter layouts, kept once asked (llama.cpp asks for the
+ * same ones every token, PyTorch for occupancy on every launch
+ * configuration, cudart for a kernel's function and its parameters on many
+ * launches).  Setting any function or kernel attribute or a cache
+ * preference forgets them all, and so does unloading a module or library or
+ * ending a context (a later object may reuse a handle's value on the host):
+ * the host is asked again.  Only successful answers are kept.
  */
 #include <stdlib.h>
 
 #include "lc.h"
 
 struct attr_key {
-	uint64_t id, smem;
+	uint64_t id, smem, ctx;
 	int attr, dev;
 	unsigned int flags;
-	int value;
+	uint64_t value[2];
 };
+
+/* attr numbers from 0x10000 up stand for other questions than attributes */
+#define Q_OCCUPANCY   0x10000
+#define Q_KERNEL_FUNC 0x20000	/* ctx: the current context */
+#define Q_PARAM_FUNC  0x30000	/* smem: the parameter's index */
+#define Q_PARAM_KERN  0x30001
 
 static pthread_mutex_t attr_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vg_htab attrs;	/* mixed key -> struct attr_key */
@@ -23,14 +33,14 @@ static uint64_t mix(const struct attr_key *q)
 {
 	uint64_t k = q->id * 0x9e3779b97f4a7c15ull ^ ((uint64_t)(uint32_t)q->attr << 32) ^ (uint32_t)q->dev;
 
-	k ^= q->smem * 0xc2b2ae3d27d4eb4full ^ ((uint64_t)q->flags << 17);
+	k ^= q->smem * 0xc2b2ae3d27d4eb4full ^ ((uint64_t)q->flags << 17) ^ q->ctx * 0x165667b19e3779f9ull;
 	return k == 0 || k == VG_HTAB_TOMB ? 1 : k;
 }
 
 static int same(const struct attr_key *a, const struct attr_key *b)
 {
-	return a->id == b->id && a->smem == b->smem && a->attr == b->attr && a->dev == b->dev &&
-	       a->flags == b->flags;
+	return a->id == b->id && a->smem == b->smem && a->ctx == b->ctx && a->attr == b->attr &&
+	       a->dev == b->dev && a->flags == b->flags;
 }
 
 static void free_entry(struct vg_hent *e, void *arg)
@@ -50,6 +60,14 @@ void lc_funcattr_forget(int fn)
 	case VG_FN_cuKernelSetCacheConfig:
 	case VG_FN_cuCtxSetCacheConfig:
 	case VG_FN_cuCtxSetSharedMemConfig:
+	case VG_FN_cuModuleUnload:
+	case VG_FN_cuLibraryUnload:
+	case VG_FN_cuCtxDestroy:
+	case VG_FN_cuCtxDestroy_v2:
+	case VG_FN_cuDevicePrimaryCtxRelease:
+	case VG_FN_cuDevicePrimaryCtxRelease_v2:
+	case VG_FN_cuDevicePrimaryCtxReset:
+	case VG_FN_cuDevicePrimaryCtxReset_v2:
 		pthread_mutex_lock(&attr_lock);
 		vg_htab_each(&attrs, free_entry, NULL);
 		vg_htab_fini(&attrs);
@@ -61,7 +79,7 @@ void lc_funcattr_forget(int fn)
 	}
 }
 
-static int lookup(const struct attr_key *q, int *value)
+static int lookup(const struct attr_key *q, uint64_t *value)
 {
 	struct vg_hent *e;
 	struct attr_key *k;
@@ -71,21 +89,23 @@ static int lookup(const struct attr_key *q, int *value)
 	e = vg_htab_get(&attrs, mix(q));
 	k = e ? e->data : NULL;
 	if (k && same(k, q)) {
-		*value = k->value;
+		value[0] = k->value[0];
+		value[1] = k->value[1];
 		hit = 1;
 	}
 	pthread_mutex_unlock(&attr_lock);
 	return hit;
 }
 
-static void remember(const struct attr_key *q, int value, uint64_t gen)
+static void remember(const struct attr_key *q, const uint64_t *value, uint64_t gen)
 {
 	struct attr_key *k = malloc(sizeof(*k));
 
 	if (!k)
 		return;
 	*k = *q;
-	k->value = value;
+	k->value[0] = value[0];
+	k->value[1] = value[1];
 	pthread_mutex_lock(&attr_lock);
 	/* A set call in between makes this answer stale; a colliding key keeps the first. */
 	if (gen != attr_gen || vg_htab_get(&attrs, mix(q)) || !vg_htab_put(&attrs, mix(q), 0, 0, k)) {
@@ -96,22 +116,50 @@ static void remember(const struct attr_key *q, int value, uint64_t gen)
 	pthread_mutex_unlock(&attr_lock);
 }
 
-static CUresult get_attr(int fn, int *pi, const struct attr_key *q, const uint64_t *a)
+/*
+ * The answer to q: from what was kept, else from the host (the call fn with
+ * arguments a), kept when it succeeded.  v holds the answer's one or two
+ * words: cp copies between them and the caller's outputs (to: 1 into the
+ * outputs).
+ */
+static CUresult ask(int fn, const struct attr_key *q, const uint64_t *a, int outputs,
+		    void (*cp)(const uint64_t *a, uint64_t *v, int to))
 {
 	CUresult res = lc_check();
-	uint64_t gen;
+	uint64_t gen, v[2] = { 0, 0 };
 
 	if (res != CUDA_SUCCESS)
 		return res;
-	if (pi && lookup(q, pi))
+	/* With a sticky error known, the host answers: it returns that error. */
+	if (outputs && lc_async_precheck() == CUDA_SUCCESS && lookup(q, v)) {
+		cp(a, v, 1);
 		return CUDA_SUCCESS;
+	}
 	pthread_mutex_lock(&attr_lock);
 	gen = attr_gen;
 	pthread_mutex_unlock(&attr_lock);
 	res = lc_call(fn, a);
-	if (res == CUDA_SUCCESS && pi)
-		remember(q, *pi, gen);
+	if (res == CUDA_SUCCESS && outputs) {
+		cp(a, v, 0);
+		remember(q, v, gen);
+	}
 	return res;
+}
+
+/* a[0]: an int's address. */
+static void cp_int(const uint64_t *a, uint64_t *v, int to)
+{
+	int *p = (int *)(uintptr_t)a[0];
+
+	if (to)
+		*p = (int)(int64_t)v[0];
+	else
+		v[0] = (uint64_t)(int64_t)*p;
+}
+
+static CUresult get_attr(int fn, int *pi, const struct attr_key *q, const uint64_t *a)
+{
+	return ask(fn, q, a, pi != NULL, cp_int);
 }
 
 VG_EXPORT CUresult cuFuncGetAttribute(int *pi, CUfunction_attribute attrib, CUfunction hfunc)
@@ -140,8 +188,7 @@ VG_EXPORT CUresult cuKernelGetAttribute(int *pi, CUfunction_attribute attrib, CU
 static CUresult occupancy_blocks(int fn, int *numBlocks, CUfunction func, int blockSize, size_t smem,
 				 unsigned int flags, const uint64_t *a)
 {
-	/* Attribute numbers from 0x10000 up stand for occupancy questions. */
-	struct attr_key q = { .id = (uint64_t)(uintptr_t)func, .smem = smem, .attr = 0x10000,
+	struct attr_key q = { .id = (uint64_t)(uintptr_t)func, .smem = smem, .attr = Q_OCCUPANCY,
 			      .dev = blockSize, .flags = flags };
 
 	return get_attr(fn, numBlocks, &q, a);
@@ -166,4 +213,65 @@ VG_EXPORT CUresult cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(int *num
 
 	return occupancy_blocks(VG_FN_cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags, numBlocks, func,
 				blockSize, dynamicSMemSize, flags, a);
+}
+
+/*
+ * A kernel's function in the current context: the host gives the same
+ * handle for the same kernel and context until one of them ends.  Without a
+ * context known to be current the host is asked every time.
+ */
+static void cp_handle(const uint64_t *a, uint64_t *v, int to)
+{
+	void **p = (void **)(uintptr_t)a[0];
+
+	if (to)
+		*p = (void *)(uintptr_t)v[0];
+	else
+		v[0] = (uint64_t)(uintptr_t)*p;
+}
+
+VG_EXPORT CUresult cuKernelGetFunction(CUfunction *pFunc, CUkernel kernel)
+{
+	uint64_t a[2] = { (uint64_t)(uintptr_t)pFunc, (uint64_t)(uintptr_t)kernel };
+	struct attr_key q = { .id = a[1], .attr = Q_KERNEL_FUNC, .dev = -1 };
+	int known = lc_ctx_current_known(&q.ctx);
+
+	return ask(VG_FN_cuKernelGetFunction, &q, a, pFunc && kernel && known && q.ctx, cp_handle);
+}
+
+/* A parameter's offset and size: fixed for the function's or kernel's life. */
+static void cp_param(const uint64_t *a, uint64_t *v, int to)
+{
+	size_t *off = (size_t *)(uintptr_t)a[2], *size = (size_t *)(uintptr_t)a[3];
+
+	if (to) {
+		if (off)
+			*off = (size_t)v[0];
+		if (size)
+			*size = (size_t)v[1];
+	} else {
+		v[0] = off ? *off : 0;
+		v[1] = size ? *size : 0;
+	}
+}
+
+/* Kept only when both outputs were asked for: then the answer is whole. */
+VG_EXPORT CUresult cuFuncGetParamInfo(CUfunction func, size_t paramIndex, size_t *paramOffset,
+				      size_t *paramSize)
+{
+	uint64_t a[4] = { (uint64_t)(uintptr_t)func, paramIndex, (uint64_t)(uintptr_t)paramOffset,
+			  (uint64_t)(uintptr_t)paramSize };
+	struct attr_key q = { .id = a[0], .smem = paramIndex, .attr = Q_PARAM_FUNC, .dev = -1 };
+
+	return ask(VG_FN_cuFuncGetParamInfo, &q, a, func && paramOffset && paramSize, cp_param);
+}
+
+VG_EXPORT CUresult cuKernelGetParamInfo(CUkernel kernel, size_t paramIndex, size_t *paramOffset,
+					size_t *paramSize)
+{
+	uint64_t a[4] = { (uint64_t)(uintptr_t)kernel, paramIndex, (uint64_t)(uintptr_t)paramOffset,
+			  (uint64_t)(uintptr_t)paramSize };
+	struct attr_key q = { .id = a[0], .smem = paramIndex, .attr = Q_PARAM_KERN, .dev = -1 };
+
+	return ask(VG_FN_cuKernelGetParamInfo, &q, a, kernel && paramOffset && paramSize, cp_param);
 }

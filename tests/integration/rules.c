@@ -23,6 +23,11 @@
  *                        between, by this thread or another, is waited for
  *                        and its data is there (the runner checks how many
  *                        reached the worker, with VGPU_LOCAL_SYNC=0 too)
+ *   rules kernel-facts   a kernel's function and parameter layouts, asked
+ *                        10 000 times each, give the host's first answers
+ *                        (the runner checks how many reached the worker);
+ *                        errors, a call with no current context and a kernel
+ *                        of an unloaded library still get the host's answer
  *   rules null-sweep     every export of libcuda.so.1, called with zero
  *                        arguments before and after cuInit, returns a known
  *                        CUresult and nothing crashes; the session survives
@@ -482,6 +487,85 @@ static int rules_idle_sync(void)
 	return failed;
 }
 
+typedef CUresult (*libload_fn)(CUlibrary *, const void *, CUjit_option *, void **, unsigned int,
+			       CUlibraryOption *, void **, unsigned int);
+typedef CUresult (*libkernel_fn)(CUkernel *, CUlibrary, const char *);
+typedef CUresult (*libunload_fn)(CUlibrary);
+typedef CUresult (*kfunc_fn)(CUfunction *, CUkernel);
+typedef CUresult (*kparam_fn)(CUkernel, size_t, size_t *, size_t *);
+typedef CUresult (*fparam_fn)(CUfunction, size_t, size_t *, size_t *);
+
+/* The CPU test driver's module text: entry points and their parameters. */
+static const char facts_ptx[] = ".version 8.0\n.target sm_90\n"
+				".visible .entry vg_fill (.param .u64 p, .param .u32 v, .param .u32 n)\n{ ret; }\n";
+
+static int rules_kernel_facts(void)
+{
+	libload_fn load = (libload_fn)sym("cuLibraryLoadData");
+	libkernel_fn getk = (libkernel_fn)sym("cuLibraryGetKernel");
+	libunload_fn unload = (libunload_fn)sym("cuLibraryUnload");
+	kfunc_fn kf = (kfunc_fn)sym("cuKernelGetFunction");
+	kparam_fn kp = (kparam_fn)sym("cuKernelGetParamInfo");
+	fparam_fn fp = (fparam_fn)sym("cuFuncGetParamInfo");
+	getcur_fn gc = (getcur_fn)sym("cuCtxGetCurrent");
+	setcur_fn sc = (setcur_fn)sym("cuCtxSetCurrent");
+	CUresult r = ((init_fn)sym("cuInit"))(0);
+	CUlibrary l = NULL, l2 = NULL;
+	CUkernel k = NULL, k2 = NULL;
+	CUfunction f = NULL, g = NULL;
+	CUcontext c = NULL;
+	size_t off = 0, size = 0;
+	int i, bad = 0;
+
+	check(r == CUDA_SUCCESS, "cuInit", r);
+	check(work() == CUDA_SUCCESS, "a context", 0);
+	r = load(&l, facts_ptx, NULL, NULL, 0, NULL, NULL, 0);
+	check(r == CUDA_SUCCESS, "cuLibraryLoadData", r);
+	r = getk(&k, l, "vg_fill");
+	check(r == CUDA_SUCCESS, "cuLibraryGetKernel", r);
+	r = kf(&f, k);
+	check(r == CUDA_SUCCESS && f, "cuKernelGetFunction", r);
+	if (failed)
+		return failed;
+	for (i = 0; i < 10000; i++) {
+		g = NULL;
+		bad |= kf(&g, k) != CUDA_SUCCESS || g != f;
+		off = size = 0;
+		bad |= kp(k, 1, &off, &size) != CUDA_SUCCESS || off != 8 || size != 4;
+		off = size = 0;
+		bad |= fp(f, 2, &off, &size) != CUDA_SUCCESS || off != 12 || size != 4;
+	}
+	check(!bad, "every kept answer right", bad);
+	/* Errors are not kept: each of these reaches the host. */
+	for (i = 0; i < 100; i++) {
+		r = kp(k, 3, &off, &size);
+		check(r == CUDA_ERROR_INVALID_VALUE, "parameter 3 of three", r);
+	}
+	/* No current context: the host says so, though the answer was kept for one. */
+	check(gc(&c) == CUDA_SUCCESS && c, "the current context", 0);
+	check(sc(NULL) == CUDA_SUCCESS, "no current context", 0);
+	r = kf(&g, k);
+	check(r != CUDA_SUCCESS, "a kernel's function without a context fails", r);
+	check(sc(c) == CUDA_SUCCESS, "the context again", 0);
+	/* An unloaded library's kernel is the host's to judge, and a new one's answers are new. */
+	r = unload(l);
+	check(r == CUDA_SUCCESS, "cuLibraryUnload", r);
+	r = kf(&g, k);
+	check(r != CUDA_SUCCESS, "the function of an unloaded library's kernel", r);
+	r = load(&l2, facts_ptx, NULL, NULL, 0, NULL, NULL, 0);
+	check(r == CUDA_SUCCESS, "cuLibraryLoadData again", r);
+	r = getk(&k2, l2, "vg_fill");
+	check(r == CUDA_SUCCESS, "cuLibraryGetKernel again", r);
+	g = NULL;
+	r = kf(&g, k2);
+	check(r == CUDA_SUCCESS && g, "the new kernel's function", r);
+	off = size = 0;
+	r = kp(k2, 2, &off, &size);
+	check(r == CUDA_SUCCESS && off == 12 && size == 4, "the new kernel's parameter", r);
+	printf("kernel facts done\n");
+	return failed;
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_DFL);
@@ -504,6 +588,8 @@ int main(int argc, char **argv)
 		return rules_deferred();
 	if (argc == 2 && !strcmp(argv[1], "idle-sync"))
 		return rules_idle_sync();
+	if (argc == 2 && !strcmp(argv[1], "kernel-facts"))
+		return rules_kernel_facts();
 	if (argc == 3 && !strcmp(argv[1], "null-sweep"))
 		return null_sweep(argv[2]);
 	fprintf(stderr, "usage: rules fork | visible N NAME... | uuid-prefix | null-sweep EXPORTS\n");
