@@ -7,7 +7,7 @@
  *              [--rt PROGRAM] [--python PYTHON] [--llama DIR --model GGUF [--llama-drive PROGRAM]]
  *
  * PATH is a libcuda.so.1 (NVIDIA's, ours).  Legs alternate, native then
- * vgpu, R rounds (default 3), so a drift of the machine touches both.  Each
+ * vgpu, R rounds (default 5), so a drift of the machine touches both.  Each
  * leg is a process that prints one line per workload, "name median p10 p90
  * unit": this program again with --leg LIB (driver-API workloads, LIB
  * dlopen'ed), the runtime-API program (--rt, built with nvcc), PyTorch (when
@@ -528,7 +528,7 @@ int main(int argc, char **argv)
 	const char *servers[MAXSERVERS];
 	static struct table ta, tb, tx[MAXSERVERS];
 	int nservers = 0, k;
-	int reps = 7, rounds = 3, i, j, round, torch_ok = 1, ret;
+	int reps = 7, rounds = 5, i, j, round, torch_ok = 1, ret;
 	unsigned int mib = 256, settle_ms = 1000;
 	char self[4096], reps_s[16], mib_s[16], settle_s[16];
 	ssize_t sl;
@@ -573,7 +573,7 @@ int main(int argc, char **argv)
 	if (reps < 3 || reps > MAXREPS)
 		reps = 7;
 	if (rounds < 1 || rounds > MAXROUNDS)
-		rounds = 3;
+		rounds = 5;
 	if (mib < 1 || mib > 4096)
 		mib = 256;
 	if (settle_ms > 60000)
