@@ -64,6 +64,7 @@ struct vd_opts {
 	const char *cache_dir;	/* module image cache; "none": off */
 	char cache_max[32];	/* its budget in bytes, for the workers' argv */
 	int warm;		/* keep a worker started ahead of the next client (0 or 1) */
+	unsigned int warm_delay_ms;	/* after a client takes it, wait this long (or its end) */
 	const char *config;	/* per-client limits (vdlimits.h), or NULL */
 	struct vd_limits limits;
 	char limits_arg[512];	/* the workers' --limits, formatted before any fork */
@@ -111,7 +112,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: vgpud --listen ADDRESS... [--secret-file FILE] [--driver PATH | --test-driver PATH]\n"
 		"             [--stats-dir DIR] [--worker PATH] [--cache-dir DIR] [--cache-max SIZE]\n"
-		"             [--warm-workers 0|1] [--config FILE] [--foreground]\n"
+		"             [--warm-workers 0|1] [--warm-delay-ms N] [--config FILE] [--foreground]\n"
 		"\n"
 		"  --listen ADDRESS      where clients connect (VGPU_SERVER of the guests); may be\n"
 		"                        repeated: unix:PATH, tcp:HOST:PORT, vsock:PORT, ivshmem:PATH[,size=N],\n"
@@ -127,6 +128,8 @@ static void usage(FILE *f)
 		"  --cache-max SIZE      the cache's budget, e.g. 4G (default), 512M\n"
 		"  --warm-workers 0|1    keep a worker with the driver loaded ready for the next client\n"
 		"                        (default 1)\n"
+		"  --warm-delay-ms N     start the next one when the client that took the last one\n"
+		"                        ends, or N ms after it took it (default 10000; 0: at once)\n"
 		"  --config FILE         per-client limits, `key = value` lines (see the README)\n"
 		"  --foreground          stay attached (always the case; accepted for clarity)\n");
 }
@@ -164,6 +167,15 @@ static int opts_parse(int argc, char **argv, struct vd_opts *o)
 				return -EINVAL;
 			}
 			o->warm = v[0] == '1';
+		} else if (!strcmp(a, "--warm-delay-ms") && has) {
+			char *end;
+			unsigned long v = strtoul(argv[++i], &end, 10);
+
+			if (end == argv[i] || *end || argv[i][0] == '-' || v > 3600000) {
+				fprintf(stderr, "vgpud: --warm-delay-ms %s: milliseconds, 0 to 3600000\n", argv[i]);
+				return -EINVAL;
+			}
+			o->warm_delay_ms = (unsigned int)v;
 		} else if (!strcmp(a, "--cache-dir") && has) {
 			o->cache_dir = argv[++i];
 		} else if (!strcmp(a, "--cache-max") && has) {
@@ -525,6 +537,13 @@ refused:
  * warm worker whose client asks for other CUDA_* settings re-executes itself
  * as an ordinary worker.  One that dies before it is ready is started again
  * after a pause that doubles each time (up to a minute).
+ *
+ * The next one is not started while the client that took the last one is
+ * young: a driver's start and a context's creation take a few hundred
+ * milliseconds of the driver and the GPU, and measured on an H100 they cost
+ * that client's first seconds a few per cent of its speed (llama.cpp's
+ * prompt and decode).  It starts when that client ends, or --warm-delay-ms
+ * after it came, whichever is first.
  */
 static struct {
 	pid_t pid;
@@ -532,6 +551,7 @@ static struct {
 	int ready;
 	unsigned int failures;
 	struct timespec retry_at;
+	pid_t taker;		/* the worker that took the last client, while it runs */
 } warm = { .link = -1 };
 
 /* max_clients reached (an idle warm worker serves no client); says so. */
@@ -551,6 +571,19 @@ static int time_reached(const struct timespec *t)
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	return now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec);
+}
+
+/* Milliseconds until t (rounded up), 0 once reached. */
+static int ms_until(const struct timespec *t)
+{
+	struct timespec now;
+	long long ns;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ns = (long long)(t->tv_sec - now.tv_sec) * 1000000000LL + (t->tv_nsec - now.tv_nsec);
+	if (ns <= 0)
+		return 0;
+	return ns > 3600000000000LL ? 3600000 : (int)((ns + 999999) / 1000000);
 }
 
 /*
@@ -596,6 +629,21 @@ static void warm_start(const struct vd_opts *o)
 	VG_DEBUG("warm worker %d starting", (int)pid);
 }
 
+/* After a handoff: the next warm worker waits (see above). */
+static void warm_delay(const struct vd_opts *o)
+{
+	struct timespec *t = &warm.retry_at;
+
+	clock_gettime(CLOCK_MONOTONIC, t);
+	t->tv_sec += o->warm_delay_ms / 1000;
+	t->tv_nsec += (long)(o->warm_delay_ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+	warm_start(o);
+}
+
 static void warm_failed(void)
 {
 	unsigned int pause = warm.failures < 6 ? 1u << warm.failures : 60;
@@ -637,6 +685,12 @@ static void warm_event(void)
 
 static void warm_reaped(pid_t pid)
 {
+	if (pid == warm.taker) {
+		/* Its client is gone: the next warm worker may start now. */
+		warm.taker = 0;
+		if (!warm.failures)
+			clock_gettime(CLOCK_MONOTONIC, &warm.retry_at);
+	}
 	if (pid != warm.pid)
 		return;
 	if (warm.link >= 0 && workers.stopping) {
@@ -665,6 +719,7 @@ static int warm_handoff(int fd)
 		return -1;
 	}
 	VG_INFO("client connected: warm worker %d", (int)warm.pid);
+	warm.taker = warm.pid;
 	warm.pid = 0;
 	return 0;
 }
@@ -703,7 +758,7 @@ static void accept_one(const struct vd_opts *o, const struct vd_listener *l)
 		if (clients_full(o))
 			;
 		else if (vd_listener_passes_fds(l) && warm_handoff(c->fd) == 0)
-			warm_start(o);
+			warm_delay(o);
 		else
 			worker_start(o, l, c, -1);
 		tp_chan_destroy(c);	/* the worker has its own copy */
@@ -823,8 +878,15 @@ static int serve(struct vd_opts *o)
 		warm_start(o);
 		/* A warm worker to start again later: wake up for it. */
 		timeout = tick;
-		if (warm_wanted(o) && !warm.pid && (timeout < 0 || timeout > 1000))
-			timeout = 1000;
+		if (warm_wanted(o) && !warm.pid) {
+			int ms = ms_until(&warm.retry_at);
+
+			/* Reached, yet not started (no room for it): look again in a second. */
+			if (ms == 0 || ms > 1000)
+				ms = 1000;
+			if (timeout < 0 || timeout > ms)
+				timeout = ms;
+		}
 		if (warm.link >= 0)
 			pfd[np++] = (struct pollfd){ .fd = warm.link, .events = POLLIN };
 		if (poll(pfd, (nfds_t)np, timeout) < 0) {
@@ -868,7 +930,7 @@ static void stdio_ensure(void)
 
 int main(int argc, char **argv)
 {
-	struct vd_opts o = { .warm = 1 };
+	struct vd_opts o = { .warm = 1, .warm_delay_ms = 10000 };
 
 	stdio_ensure();
 	vg_log_set_component("vgpud");
