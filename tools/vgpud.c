@@ -702,12 +702,17 @@ static void warm_reaped(pid_t pid)
 	warm.pid = 0;
 }
 
-/* Hands the client's connection to the warm worker: 0, or -1 (none ready). */
+/*
+ * Hands the client's connection to the warm worker: 0, or -1 (none).  One
+ * still starting takes it too: it serves the client once ready, sooner than
+ * a fresh worker would, which starts from nothing.
+ */
 static int warm_handoff(int fd)
 {
-	int ret;
+	int ret, was_ready = warm.ready;
 
-	if (!warm.ready)
+	/* Not to one still starting after its predecessor failed: it may fail too. */
+	if (!warm.pid || warm.link < 0 || (!warm.ready && warm.failures))
 		return -1;
 	ret = tp_fd_send(warm.link, 'C', fd);
 	close(warm.link);
@@ -718,7 +723,7 @@ static int warm_handoff(int fd)
 		warm.pid = 0;
 		return -1;
 	}
-	VG_INFO("client connected: warm worker %d", (int)warm.pid);
+	VG_INFO("client connected: warm worker %d%s", (int)warm.pid, was_ready ? "" : " (still starting)");
 	warm.taker = warm.pid;
 	warm.pid = 0;
 	return 0;

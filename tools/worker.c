@@ -695,7 +695,8 @@ static int warm_receive(int link)
 /*
  * A warm worker (--warm LINK): loads the driver, initialises it and makes
  * the device snapshot before any client, says 'R' on the link, and waits
- * for the daemon to hand it a connection.  A client whose CUDA_* settings
+ * for the daemon to hand it a connection (which may have come before the
+ * 'R': a client that arrives while we start waits for us).  A client whose CUDA_* settings
  * differ from ours gets an ordinary worker: we execute ourselves again with
  * --fd, its HELLO still unread.  Returns the client's connection.
  */
@@ -715,7 +716,9 @@ static int warm_wait(const char *driver, int link, char **argv)
 	wk_prewarm_context();
 	/* The name says "idle, no client": `vgpu run` does not wait for such a worker. */
 	prctl(PR_SET_NAME, "vgpu-warm");
-	if (write(link, "R", 1) != 1)
+	/* The daemon may have handed us a client already and closed its end:
+	 * the connection waits on the link all the same. */
+	if (write(link, "R", 1) != 1 && errno != EPIPE)
 		exit(0);
 	fd = warm_receive(link);
 	prctl(PR_SET_NAME, "vgpu-worker");

@@ -74,6 +74,11 @@ TD_EXPORT CUresult cuInit(unsigned int Flags)
 	if (td.inited && getpid() != td.pid) {
 		res = CUDA_ERROR_NOT_INITIALIZED;
 	} else if (!td.inited) {
+		/* A slow driver start, as NVIDIA's takes on a GPU (tests of the warm worker). */
+		const char *d = getenv("VGPU_TESTDRV_INIT_DELAY_MS");
+
+		if (d && *d)
+			usleep((useconds_t)(strtoul(d, NULL, 10) % 10000) * 1000);
 		if (td_windows_reserve() < 0) {
 			res = CUDA_ERROR_OUT_OF_MEMORY;
 		} else {
