@@ -60,15 +60,39 @@ void *vg_put_space(struct vg_buf *b, size_t n)
 	return p;
 }
 
+/* n bytes of v, little-endian, at p: one store where the host is little-endian. */
+static inline void store_le(uint8_t *p, uint64_t v, int n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(p, &v, (size_t)n);
+#else
+	int i;
+
+	for (i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+#endif
+}
+
+static inline uint64_t load_le(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	memcpy(&v, p, (size_t)n);
+#else
+	int i;
+
+	for (i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+#endif
+	return v;
+}
+
 static void put_le(struct vg_buf *b, uint64_t v, int n)
 {
 	uint8_t *p = vg_put_space(b, (size_t)n);
-	int i;
 
-	if (!p)
-		return;
-	for (i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
+	if (p)
+		store_le(p, v, n);
 }
 
 void vg_put_u8(struct vg_buf *b, uint8_t v)
@@ -138,37 +162,14 @@ const void *vg_get_bytes(struct vg_rd *r, size_t n)
 	return p;
 }
 
-static uint64_t get_le(struct vg_rd *r, int n)
-{
-	const uint8_t *p = vg_get_bytes(r, (size_t)n);
-	uint64_t v = 0;
-	int i;
-
-	if (!p)
-		return 0;
-	for (i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 uint8_t vg_get_u8(struct vg_rd *r)
 {
-	return (uint8_t)get_le(r, 1);
+	return (uint8_t)vg_get_le(r, 1);
 }
 
 uint16_t vg_get_u16(struct vg_rd *r)
 {
-	return (uint16_t)get_le(r, 2);
-}
-
-uint32_t vg_get_u32(struct vg_rd *r)
-{
-	return (uint32_t)get_le(r, 4);
-}
-
-uint64_t vg_get_u64(struct vg_rd *r)
-{
-	return get_le(r, 8);
+	return (uint16_t)vg_get_le(r, 2);
 }
 
 const void *vg_get_blob(struct vg_rd *r, uint32_t max, uint32_t *n, int *is_null)
@@ -195,46 +196,29 @@ const void *vg_get_blob(struct vg_rd *r, uint32_t max, uint32_t *n, int *is_null
 	return p;
 }
 
-static void put_le_at(uint8_t *p, uint64_t v, int n)
-{
-	int i;
-
-	for (i = 0; i < n; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint64_t get_le_at(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
 
 void vg_hdr_encode(const struct vg_hdr *h, uint8_t out[VG_HDR_SIZE])
 {
-	put_le_at(out + 0, h->len, 4);
-	put_le_at(out + 4, h->kind, 2);
-	put_le_at(out + 6, h->flags, 2);
-	put_le_at(out + 8, h->op, 4);
-	put_le_at(out + 12, h->tid, 4);
-	put_le_at(out + 16, h->seq, 8);
-	put_le_at(out + 24, (uint32_t)h->status, 4);
-	put_le_at(out + 28, 0, 4);
+	store_le(out + 0, h->len, 4);
+	store_le(out + 4, h->kind, 2);
+	store_le(out + 6, h->flags, 2);
+	store_le(out + 8, h->op, 4);
+	store_le(out + 12, h->tid, 4);
+	store_le(out + 16, h->seq, 8);
+	store_le(out + 24, (uint32_t)h->status, 4);
+	store_le(out + 28, 0, 4);
 }
 
 int vg_hdr_decode(const uint8_t in[VG_HDR_SIZE], struct vg_hdr *h)
 {
-	h->len = (uint32_t)get_le_at(in + 0, 4);
-	h->kind = (uint16_t)get_le_at(in + 4, 2);
-	h->flags = (uint16_t)get_le_at(in + 6, 2);
-	h->op = (uint32_t)get_le_at(in + 8, 4);
-	h->tid = (uint32_t)get_le_at(in + 12, 4);
-	h->seq = get_le_at(in + 16, 8);
-	h->status = (int32_t)(uint32_t)get_le_at(in + 24, 4);
-	h->reserved = (uint32_t)get_le_at(in + 28, 4);
+	h->len = (uint32_t)load_le(in + 0, 4);
+	h->kind = (uint16_t)load_le(in + 4, 2);
+	h->flags = (uint16_t)load_le(in + 6, 2);
+	h->op = (uint32_t)load_le(in + 8, 4);
+	h->tid = (uint32_t)load_le(in + 12, 4);
+	h->seq = load_le(in + 16, 8);
+	h->status = (int32_t)(uint32_t)load_le(in + 24, 4);
+	h->reserved = (uint32_t)load_le(in + 28, 4);
 	if (h->len > VG_MSG_MAX)
 		return -EMSGSIZE;
 	if (h->len < VG_HDR_SIZE)

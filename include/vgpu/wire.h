@@ -49,6 +49,7 @@
 #ifndef VGPU_WIRE_H
 #define VGPU_WIRE_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -330,8 +331,38 @@ void *vg_put_space(struct vg_buf *b, size_t n);
 void vg_rd_init(struct vg_rd *r, const void *p, size_t len);
 uint8_t vg_get_u8(struct vg_rd *r);
 uint16_t vg_get_u16(struct vg_rd *r);
-uint32_t vg_get_u32(struct vg_rd *r);
-uint64_t vg_get_u64(struct vg_rd *r);
+
+/* An n-byte little-endian integer (n <= 8); inline: every decode is made of them. */
+static inline uint64_t vg_get_le(struct vg_rd *r, size_t n)
+{
+	const uint8_t *p;
+	uint64_t v = 0;
+
+	if (r->err || n > r->len - r->off) {
+		if (!r->err)
+			r->err = -EBADMSG;
+		return 0;
+	}
+	p = r->p + r->off;
+	r->off += n;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	__builtin_memcpy(&v, p, n);
+#else
+	for (size_t i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+#endif
+	return v;
+}
+
+static inline uint32_t vg_get_u32(struct vg_rd *r)
+{
+	return (uint32_t)vg_get_le(r, 4);
+}
+
+static inline uint64_t vg_get_u64(struct vg_rd *r)
+{
+	return vg_get_le(r, 8);
+}
 /* Returns a pointer into the buffer (no copy), or NULL on overrun. */
 const void *vg_get_bytes(struct vg_rd *r, size_t n);
 /* Reads a blob: *n gets its length; returns NULL (and *is_null = 1) for a

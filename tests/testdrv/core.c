@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -79,6 +80,8 @@ TD_EXPORT CUresult cuInit(unsigned int Flags)
 
 		if (d && *d)
 			usleep((useconds_t)(strtoul(d, NULL, 10) % 10000) * 1000);
+		d = getenv("VGPU_TESTDRV_NULL_LAUNCH");
+		td.null_launch = d && !strcmp(d, "1");
 		if (td_windows_reserve() < 0) {
 			res = CUDA_ERROR_OUT_OF_MEMORY;
 		} else {

@@ -301,7 +301,7 @@ static CUresult td_launch(CUfunction f, unsigned int gridDimX, unsigned int grid
 				memcpy(buf + k->off[i], kernelParams[i], k->size[i]);
 		}
 	}
-	if (res != CUDA_SUCCESS) {
+	if (res != CUDA_SUCCESS || td.null_launch) {
 		td_op_free(op);
 		return res;
 	}

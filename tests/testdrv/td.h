@@ -241,6 +241,7 @@ struct td_state {
 	struct td_library *dead_libs;
 	int live_libraries;
 	int live_streams, live_events, live_modules, live_ctxs;
+	int null_launch;	/* VGPU_TESTDRV_NULL_LAUNCH=1: launches are checked, not run */
 };
 
 extern struct td_state td;
