@@ -225,7 +225,8 @@ union wk_val {
 
 struct wk_arg {
 	union wk_val v;
-	void *mem;		/* allocated buffer behind a pointer argument */
+	void *mem;		/* the buffer behind a pointer argument: small, or allocated */
+	uint64_t small[4];	/* a small argument's buffer: no allocation */
 	uint64_t count;
 	uint64_t *ids;		/* OUT handles: the guest's proposals */
 	uint64_t id;		/* HANDLE: the id as sent */
@@ -234,6 +235,26 @@ struct wk_arg {
 	uint32_t rawlen;	/* pass 1: blob length, or announced output count */
 	int null;
 };
+
+/* A buffer of n bytes for a pointer argument, zeroed when zero is set. */
+static void *arg_mem(struct wk_arg *a, size_t n, int zero)
+{
+	if (n <= sizeof(a->small)) {
+		if (zero)
+			memset(a->small, 0, sizeof(a->small));
+		a->mem = a->small;
+	} else {
+		a->mem = zero ? calloc(1, n) : malloc(n);
+	}
+	return a->mem;
+}
+
+static void arg_free(struct wk_arg *a)
+{
+	if (a->mem != a->small)
+		free(a->mem);
+	free(a->ids);
+}
 
 static uint32_t wire_elem_size(const struct vg_arg_desc *ad)
 {
@@ -371,8 +392,7 @@ static CUresult decode_in(const struct vg_fn_desc *d, int i, struct wk_arg *args
 		wk_fatal("%s: argument %d has %u bytes for %llu elements", d->name, i, n,
 			 (unsigned long long)count);
 	a->count = count;
-	a->mem = malloc(count * mem_elem_size(ad) + 1);
-	if (!a->mem)
+	if (!arg_mem(a, count * mem_elem_size(ad) + 1, 0))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	switch (ad->elem) {
 	case VG_E_DATA:
@@ -417,8 +437,7 @@ static CUresult decode_out(const struct vg_fn_desc *d, int i, struct wk_arg *arg
 		wk_fatal("%s: output %d announces %u elements, the call says %llu", d->name, i,
 			 a->rawlen, (unsigned long long)count);
 	a->count = count;
-	a->mem = calloc(1, count * mem_elem_size(ad) + 1);
-	if (!a->mem)
+	if (!arg_mem(a, count * mem_elem_size(ad) + 1, 1))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	if (ad->elem == VG_E_HANDLE) {
 		a->ids = malloc(count * sizeof(uint64_t) + 1);
@@ -511,7 +530,7 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 		wk_fatal("call of function id %d, which is not callable generically", fn);
 	if (d->nargs > VG_ARGS_MAX)
 		wk_fatal("%s: too many arguments", d->name);
-	memset(args, 0, sizeof(args));
+	memset(args, 0, (size_t)d->nargs * sizeof(args[0]));
 	/* Pass 1 reads the whole message even after a bad handle: the first error wins. */
 	for (i = 0; i < d->nargs; i++) {
 		const struct vg_arg_desc *ad = &d->args[i];
@@ -612,9 +631,7 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 			wk_handle_forget(args[i].id);
 	}
 out:
-	for (i = 0; i < d->nargs; i++) {
-		free(args[i].mem);
-		free(args[i].ids);
-	}
+	for (i = 0; i < d->nargs; i++)
+		arg_free(&args[i]);
 	return res;
 }
