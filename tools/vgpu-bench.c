@@ -25,10 +25,11 @@
  *
  * Every leg waits --settle-ms (default 1000) after its set-up and before
  * its first timed figure, natively as through vgpu.  A daemon starts its
- * next warm worker (driver start, primary context) as a client takes the
- * current one, and the worker of the leg before tears its context down as
- * that leg ends: for a few hundred milliseconds the driver and the GPU are
- * shared with that work, and a figure taken then is not vgpu's own.
+ * next warm worker (driver start, primary context) when the client that
+ * took the last one ends, that is as the next leg starts, and the worker of
+ * the leg before tears its context down then too: for a few hundred
+ * milliseconds the driver and the GPU are shared with that work, and a
+ * figure taken then is not vgpu's own.
  */
 #include <dlfcn.h>
 #include <errno.h>
