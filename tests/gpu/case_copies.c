@@ -69,6 +69,13 @@ static void gc_copies_linear(CUstream s, unsigned char *src, unsigned char *dst)
 		gc_expect("memcpy.htod", cuMemcpy(a, (CUdeviceptr)(uintptr_t)psrc, GC_BYTES),
 			  CUDA_SUCCESS);
 		gc_expect("memcpy.dtod", cuMemcpy(b, a, GC_BYTES), CUDA_SUCCESS);
+		/*
+		 * A device-to-device cuMemcpy returns before the copy is done,
+		 * and s does not wait for the legacy stream (non-blocking): the
+		 * copy back must not start before it.  (Natively a DtoH that
+		 * overtook it was seen once on the H100, RESULTS.md run 12.)
+		 */
+		gc_expect("memcpy.dtod.synchronize", cuStreamSynchronize(NULL), CUDA_SUCCESS);
 		gc_expect("memcpy_async.dtoh",
 			  cuMemcpyAsync((CUdeviceptr)(uintptr_t)pdst, b, GC_BYTES, s), CUDA_SUCCESS);
 		gc_expect("memcpy_async.synchronize", cuStreamSynchronize(s), CUDA_SUCCESS);
