@@ -255,23 +255,24 @@ static void cp_param(const uint64_t *a, uint64_t *v, int to)
 	}
 }
 
-/* Kept only when both outputs were asked for: then the answer is whole. */
+/* A function's or kernel's parameter (fn, which): kept only when both outputs were asked for. */
+static CUresult param_info(int fn, int which, const void *h, size_t index, size_t *off, size_t *size)
+{
+	uint64_t a[4] = { (uint64_t)(uintptr_t)h, index, (uint64_t)(uintptr_t)off, (uint64_t)(uintptr_t)size };
+	struct attr_key q = { .id = a[0], .smem = index, .attr = which, .dev = -1 };
+
+	return ask(fn, &q, a, h && off && size, cp_param);
+}
+
 VG_EXPORT CUresult cuFuncGetParamInfo(CUfunction func, size_t paramIndex, size_t *paramOffset,
 				      size_t *paramSize)
 {
-	uint64_t a[4] = { (uint64_t)(uintptr_t)func, paramIndex, (uint64_t)(uintptr_t)paramOffset,
-			  (uint64_t)(uintptr_t)paramSize };
-	struct attr_key q = { .id = a[0], .smem = paramIndex, .attr = Q_PARAM_FUNC, .dev = -1 };
-
-	return ask(VG_FN_cuFuncGetParamInfo, &q, a, func && paramOffset && paramSize, cp_param);
+	return param_info(VG_FN_cuFuncGetParamInfo, Q_PARAM_FUNC, func, paramIndex, paramOffset, paramSize);
 }
 
 VG_EXPORT CUresult cuKernelGetParamInfo(CUkernel kernel, size_t paramIndex, size_t *paramOffset,
 					size_t *paramSize)
 {
-	uint64_t a[4] = { (uint64_t)(uintptr_t)kernel, paramIndex, (uint64_t)(uintptr_t)paramOffset,
-			  (uint64_t)(uintptr_t)paramSize };
-	struct attr_key q = { .id = a[0], .smem = paramIndex, .attr = Q_PARAM_KERN, .dev = -1 };
-
-	return ask(VG_FN_cuKernelGetParamInfo, &q, a, kernel && paramOffset && paramSize, cp_param);
+	return param_info(VG_FN_cuKernelGetParamInfo, Q_PARAM_KERN, kernel, paramIndex, paramOffset,
+			  paramSize);
 }
