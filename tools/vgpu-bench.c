@@ -514,6 +514,92 @@ static void transports_print(struct table *native, const char *const *servers, i
 	}
 }
 
+/* The median of the rounds' medians of t's row name, or -1 when there is none. */
+static double figure(struct table *t, const char *name)
+{
+	int i;
+
+	for (i = 0; i < t->n; i++)
+		if (!strcmp(t->rows[i].name, name) && t->rows[i].nmed)
+			return row_median(&t->rows[i]);
+	return -1;
+}
+
+/*
+ * The performance targets (the fast-path issue's table), judged on this
+ * run's medians.  A "vgpu at most" target judges the worst of its rows.
+ */
+enum { T_AT_MOST, T_RATIO_AT_MOST, T_RATIO_AT_LEAST, T_PLUS_AT_MOST };
+
+static void targets_print(struct table *native, struct table *vg, unsigned int mib)
+{
+	static const struct {
+		const char *what, *rows[3];
+		int kind;
+		double limit;
+		const char *unit;	/* of the limit, for T_AT_MOST and T_PLUS_AT_MOST */
+		int stretch;
+	} tg[] = {
+		{ "local queries", { "ctx_get_current", "ctx_get_device", "device_get_attribute" }, T_AT_MOST, 0.050,
+		  "us", 0 },
+		{ "back-to-back launches", { "launch_empty_kernel" }, T_RATIO_AT_MOST, 1.05, "", 0 },
+		{ "launch + synchronize", { "launch_and_synchronize" }, T_PLUS_AT_MOST, 2.0, "us", 0 },
+		{ "cuMemGetInfo", { "mem_get_info" }, T_PLUS_AT_MOST, 2.0, "us", 0 },
+		{ "pinned, host to device", { "htod_%u_pinned" }, T_RATIO_AT_LEAST, 0.90, "", 0 },
+		{ "pinned, device to host", { "dtoh_%u_pinned" }, T_RATIO_AT_LEAST, 0.90, "", 0 },
+		{ "PyTorch small op", { "torch_small_op" }, T_RATIO_AT_MOST, 1.10, "", 0 },
+		{ "PyTorch MLP training step", { "torch_mlp_train_step" }, T_RATIO_AT_MOST, 1.10, "", 0 },
+		{ "first runtime call", { "rt_first_call_ms" }, T_PLUS_AT_MOST, 100.0, "ms", 0 },
+		{ "pageable, host to device", { "htod_%u_pageable" }, T_RATIO_AT_LEAST, 1.0, "", 1 },
+		{ "pageable, device to host", { "dtoh_%u_pageable" }, T_RATIO_AT_LEAST, 1.0, "", 1 },
+	};
+	size_t i, j;
+
+	printf("\n%-28s %-22s %-12s %s\n", "target", "gate", "this run", "verdict");
+	for (i = 0; i < sizeof(tg) / sizeof(tg[0]); i++) {
+		double worst = 0, v, a, b;
+		char name[64], gate[32], got[32];
+		int measured = 1, ok;
+
+		for (j = 0; j < 3 && tg[i].rows[j]; j++) {
+			const char *pct = strstr(tg[i].rows[j], "%u");
+
+			if (pct)
+				snprintf(name, sizeof(name), "%.*s%uMiB%s", (int)(pct - tg[i].rows[j]), tg[i].rows[j],
+					 mib, pct + 2);
+			else
+				snprintf(name, sizeof(name), "%s", tg[i].rows[j]);
+			a = figure(native, name);
+			b = figure(vg, name);
+			if (b < 0 || (tg[i].kind != T_AT_MOST && a <= 0)) {
+				measured = 0;
+				break;
+			}
+			v = tg[i].kind == T_AT_MOST ? b : tg[i].kind == T_PLUS_AT_MOST ? b - a : b / a;
+			if (j == 0 || (tg[i].kind == T_RATIO_AT_LEAST ? v < worst : v > worst))
+				worst = v;
+		}
+		ok = tg[i].kind == T_RATIO_AT_LEAST ? worst >= tg[i].limit : worst <= tg[i].limit;
+		switch (tg[i].kind) {
+		case T_AT_MOST:
+			snprintf(gate, sizeof(gate), "<= %.3f %s", tg[i].limit, tg[i].unit);
+			snprintf(got, sizeof(got), "%.3f %s", worst, tg[i].unit);
+			break;
+		case T_PLUS_AT_MOST:
+			snprintf(gate, sizeof(gate), "<= native + %g %s", tg[i].limit, tg[i].unit);
+			snprintf(got, sizeof(got), "%+.2f %s", worst, tg[i].unit);
+			break;
+		default:
+			snprintf(gate, sizeof(gate), "%s %.2fx native", tg[i].kind == T_RATIO_AT_LEAST ? ">=" : "<=",
+				 tg[i].limit);
+			snprintf(got, sizeof(got), "%.3fx", worst);
+			break;
+		}
+		printf("%-28s %-22s %-12s %s%s\n", tg[i].what, gate, measured ? got : "-",
+		       !measured ? "not measured" : ok ? "met" : "MISSED", tg[i].stretch ? " (stretch)" : "");
+	}
+}
+
 static const char *usage_text =
 	"usage: vgpu-bench --native LIBCUDA --vgpu LIBCUDA [--server ADDRESS] [--transport ADDRESS]...\n"
 	"                  [--reps N] [--rounds R]\n"
@@ -647,5 +733,6 @@ int main(int argc, char **argv)
 			}
 	if (nservers > 1)
 		transports_print(&ta, servers, nservers, &tb, tx, mib);
+	targets_print(&ta, &tb, mib);
 	return 0;
 }
