@@ -20,6 +20,10 @@ CUresult wk_bad_handle_error(int htype)
 	return htype == VG_H_CUcontext ? CUDA_ERROR_INVALID_CONTEXT : CUDA_ERROR_INVALID_HANDLE;
 }
 
+/* VGPU_WORKER_TIMING=1 (worker.h): set at start; this thread's ticks in the driver. */
+int wk_timing;
+__thread uint64_t wk_driver_ticks;
+
 /*
  * Each host thread keeps the handles it looked up last: a launch looks up
  * its function and its stream every time, and the table's lock is shared
@@ -606,7 +610,14 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 	res = wk_limits_pre(fn, avalues, &note);
 	if (res != CUDA_SUCCESS)
 		goto out;
-	ffi_call(cif, FFI_FN(wk.fns[fn]), &rc, avalues);
+	if (wk_timing) {
+		uint64_t t0 = wk_ticks();
+
+		ffi_call(cif, FFI_FN(wk.fns[fn]), &rc, avalues);
+		wk_driver_ticks += wk_ticks() - t0;
+	} else {
+		ffi_call(cif, FFI_FN(wk.fns[fn]), &rc, avalues);
+	}
 	res = wk_limits_post(fn, avalues, (CUresult)(int32_t)rc, &note);
 	if (res != CUDA_SUCCESS) {
 		if (vg_log_enabled(VG_LOG_DEBUG))

@@ -182,6 +182,27 @@ static unsigned int wk_ring_spin_us(void)
 
 /* VGPU_TRACE: every call logged; read once (getenv per call costs on the launch path). */
 static int trace_calls;
+static uint64_t timing_tick0, timing_ns0;	/* the clocks at start: ticks -> ns at the end */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* One message of op served, which arrived at tick `since` (VGPU_WORKER_TIMING=1). */
+static void timing_note(struct wk_thread *t, uint32_t op, uint64_t since)
+{
+	unsigned int k = op < VG_FN_MAX ? op : op >= VG_OP_BASE ? VG_FN_MAX + (op - VG_OP_BASE) : 0;
+
+	if (!t->timing || k >= WK_TIMING_SLOTS)
+		return;
+	t->timing->n[k]++;
+	t->timing->busy[k] += wk_ticks() - since;
+	t->timing->driver[k] += wk_driver_ticks;
+}
 
 static void *thread_main(void *arg)
 {
@@ -190,6 +211,7 @@ static void *thread_main(void *arg)
 	struct vg_hdr h;
 	struct vg_rd r;
 	struct timespec t0 = { 0, 0 };
+	uint64_t arrived = 0;
 	CUresult res;
 	int ret, noreply;
 
@@ -203,6 +225,10 @@ static void *thread_main(void *arg)
 				break;
 		} else if (!tp_chan_spin(t->chan, 50) && poll(&pfd, 1, -1) < 0 && errno == EINTR) {
 			continue;
+		}
+		if (t->timing) {
+			arrived = wk_ticks();
+			wk_driver_ticks = 0;
 		}
 		pthread_mutex_lock(&t->rx_lock);
 		if (t->busy_seq) {
@@ -259,6 +285,8 @@ static void *thread_main(void *arg)
 			/* Reported by this thread's next synchronising call, once. */
 			if (res != CUDA_SUCCESS && t->deferred == CUDA_SUCCESS)
 				t->deferred = res;
+			if (t->timing)
+				timing_note(t, h.op, arrived);
 			/*
 			 * A launch's next call is usually queued already: the
 			 * lock taken to read it says this one finished.
@@ -285,6 +313,8 @@ static void *thread_main(void *arg)
 		h.tid = t->tid;
 		if (tp_send_msg(t->chan, &h, t->out.p, t->out.len, -1) < 0)
 			break;
+		if (t->timing)
+			timing_note(t, h.op, arrived);
 		if (t->callback)
 			break;		/* host functions' trampolines own it now */
 		if (t->ring_fd >= 0) {
@@ -343,12 +373,15 @@ static struct wk_thread *thread_create(uint32_t tid, struct tp_chan *chan)
 	t->tid = tid;
 	t->fd_in = -1;
 	t->ring_fd = -1;
+	if (wk_timing)
+		t->timing = calloc(1, sizeof(*t->timing));	/* none: this thread is not timed */
 	pthread_mutex_init(&t->rx_lock, NULL);
 	pthread_cond_init(&t->rx_cond, NULL);
 	vg_buf_init(&t->in);
 	vg_buf_init(&t->out);
 	ret = pthread_create(&t->thread, NULL, thread_main, t);
 	if (ret) {
+		free(t->timing);
 		free(t);
 		return NULL;
 	}
@@ -449,6 +482,55 @@ static void threads_stop(void)
 
 /* ---- statistics -------------------------------------------------------- */
 
+/*
+ * "# timing NAME messages N busy_ns X driver_ns Y outside_ns Z": per
+ * message of the operation, averaged over every thread; manual operations
+ * by their VG_OP_ names (include/vgpu/wire.h and ops.h), else "op+K".
+ */
+static void timing_write(FILE *f)
+{
+	/* The manual operations by VG_OP_BASE offset, as wire.h and ops.h name them. */
+	static const char *const manual[] = {
+		[1] = "SNAPSHOT", [2] = "MODULE_LOAD", [3] = "FUNC_INFO", [4] = "LAUNCH", [5] = "LIBRARY_LOAD",
+		[6] = "MEMCPY2D", [7] = "MEMCPY3D", [8] = "POINTER_ATTR", [9] = "OCC_BLOCKSIZE",
+		[10] = "FUNC_NAME", [11] = "LAUNCH_EX", [12] = "CALLBACK_CHANNEL", [13] = "HOST_FUNC",
+		[14] = "MEMLOC", [15] = "CAPTURE_INFO", [16] = "HOST_MEM", [17] = "ATTR_VALUE",
+		[18] = "GRAPH_UPDATE", [19] = "RING_ATTACH", [20] = "OCC_CLUSTERS", [21] = "PRIMARY_PEEK",
+	};
+	static uint64_t n[WK_TIMING_SLOTS], busy[WK_TIMING_SLOTS], drv[WK_TIMING_SLOTS];
+	uint64_t ticks = wk_ticks() - timing_tick0, ns = mono_ns() - timing_ns0;
+	double per_tick = ticks ? (double)ns / (double)ticks : 1;
+	struct wk_thread *t;
+	unsigned int k;
+
+	for (t = wk.threads; t; t = t->next) {
+		if (!t->timing)
+			continue;
+		for (k = 0; k < WK_TIMING_SLOTS; k++) {
+			n[k] += t->timing->n[k];
+			busy[k] += t->timing->busy[k];
+			drv[k] += t->timing->driver[k];
+		}
+	}
+	for (k = 1; k < WK_TIMING_SLOTS; k++) {
+		char name[32];
+		double b, d;
+
+		if (!n[k])
+			continue;
+		if (k < VG_FN_MAX)
+			snprintf(name, sizeof(name), "%s", vg_fn_descs[k].name ? vg_fn_descs[k].name : "?");
+		else if (k - VG_FN_MAX < sizeof(manual) / sizeof(manual[0]) && manual[k - VG_FN_MAX])
+			snprintf(name, sizeof(name), "%s", manual[k - VG_FN_MAX]);
+		else
+			snprintf(name, sizeof(name), "op+%u", k - VG_FN_MAX);
+		b = (double)busy[k] * per_tick / (double)n[k];
+		d = (double)drv[k] * per_tick / (double)n[k];
+		fprintf(f, "# timing %s messages %llu busy_ns %.1f driver_ns %.1f outside_ns %.1f\n", name,
+			(unsigned long long)n[k], b, d, b - d);
+	}
+}
+
 static void stats_write(void)
 {
 	char path[4096], tmp[4200];
@@ -473,6 +555,8 @@ static void stats_write(void)
 		(unsigned long long)wk_cache_stats.inline_bytes, (unsigned long long)wk_cache_stats.hits,
 		(unsigned long long)wk_cache_stats.misses, (unsigned long long)wk_cache_stats.stored,
 		(unsigned long long)wk_cache_stats.evicted);
+	if (wk_timing)
+		timing_write(f);
 	if (fclose(f) == 0)
 		rename(tmp, path);
 }
@@ -886,6 +970,11 @@ int main(int argc, char **argv)
 		return 2;
 	wk_cache_open(cache_dir, cache_max);
 	trace_calls = getenv("VGPU_TRACE") != NULL;
+	wk_timing = getenv("VGPU_WORKER_TIMING") && !strcmp(getenv("VGPU_WORKER_TIMING"), "1");
+	if (wk_timing) {
+		timing_tick0 = wk_ticks();
+		timing_ns0 = mono_ns();
+	}
 	/* Registered for the rings' barrier while no client waits (transport/ring.c). */
 	if (!nofd && !ivshmem)
 		tp_ring_membarrier_ready(0);

@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "g_api.h"
 #include "vgpu/htab.h"
@@ -18,6 +19,17 @@
 struct tp_chan;
 
 /* One host thread serving one guest thread's channel. */
+/*
+ * VGPU_WORKER_TIMING=1: per operation, the messages served, the time from
+ * a message's arrival to its end (reply sent, or the next message for a
+ * no-reply call) and the part of it inside the driver; in the statistics
+ * file.  What is outside the driver is vgpu's own cost on the host side.
+ */
+#define WK_TIMING_SLOTS (VG_FN_MAX + 64)	/* function ids, then manual ops from VG_OP_BASE */
+struct wk_op_timing {
+	uint64_t n[WK_TIMING_SLOTS], busy[WK_TIMING_SLOTS], driver[WK_TIMING_SLOTS];
+};
+
 struct wk_thread {
 	struct tp_chan *chan;
 	uint32_t tid;
@@ -34,6 +46,7 @@ struct wk_thread {
 	CUresult deferred;		/* first error of a no-reply call, not yet reported */
 	int ring_fd;			/* RING_ATTACH accepted: switch after the reply */
 	uint32_t ring_bytes;
+	struct wk_op_timing *timing;	/* VGPU_WORKER_TIMING=1 only */
 };
 
 struct wk_state {
@@ -79,9 +92,28 @@ static inline void wk_count(int fn)
 		__atomic_add_fetch(&wk.calls[fn], 1, __ATOMIC_RELAXED);
 }
 #define WK_FN(name) ((__typeof__(&name))wk.fns[VG_FN_##name])
+
+extern int wk_timing;			/* VGPU_WORKER_TIMING=1 */
+extern __thread uint64_t wk_driver_ticks;	/* in the driver during this thread's message */
+
+/* A cheap clock: the time-stamp counter where there is one (converted at the end). */
+static inline uint64_t wk_ticks(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return __builtin_ia32_rdtsc();
+#else
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+#endif
+}
 /* Calls the driver's `name`; the statistics count calls that succeeded. */
 #define WK_CALL(name, ...) ({ \
+	uint64_t t0_ = wk_timing ? wk_ticks() : 0; \
 	CUresult r_ = wk.fns[VG_FN_##name] ? WK_FN(name)(__VA_ARGS__) : CUDA_ERROR_NOT_SUPPORTED; \
+	if (wk_timing) \
+		wk_driver_ticks += wk_ticks() - t0_; \
 	if (r_ == CUDA_SUCCESS) \
 		wk_count(VG_FN_##name); \
 	r_; \
