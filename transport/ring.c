@@ -556,6 +556,59 @@ static int ring_recv(struct tp_chan *c, void *p, size_t n, int *fd)
 	return 0;
 }
 
+/*
+ * A whole message that is one record, header and payload in one pass (the
+ * common case: every message up to a record's size).  -EAGAIN, having
+ * consumed nothing, where it is not so (in the middle of a record, a
+ * descriptor announced, a message cut into records): the general path
+ * reads it.
+ */
+int tp_ring_recv_msg(struct tp_chan *c, struct vg_hdr *h, struct vg_buf *buf, size_t max_len)
+{
+	struct tp_ring_chan *r = (struct tp_ring_chan *)c;
+	struct ring *t = r->rx;
+	uint8_t hb[VG_HDR_SIZE];
+	uint32_t len;
+	size_t n;
+	void *p;
+	int ret;
+
+	if (r->rx_len)
+		return -EAGAIN;
+	membarrier_check(&r->rx_mb, &t->consumer_membarrier);
+	ret = rec_wait(r, &len);
+	if (ret < 0)
+		return ret;
+	/* From here on the general path may take over at the record's start. */
+	r->rx_len = len;
+	r->rx_off = 0;
+	if (len < VG_HDR_SIZE)
+		return -EAGAIN;
+	ring_get(r, r->rx_tail + REC_HDR, hb, VG_HDR_SIZE);
+	ret = vg_hdr_decode(hb, h);
+	if (ret < 0)
+		return ret;
+	if (h->len != len || (h->flags & VG_F_FD))
+		return -EAGAIN;
+	n = len - VG_HDR_SIZE;
+	if (n > max_len)
+		return -EMSGSIZE;
+	vg_buf_reset(buf);
+	p = vg_put_space(buf, n);
+	if (!p && n)
+		return buf->err ? buf->err : -ENOMEM;
+	ring_get(r, r->rx_tail + REC_HDR + VG_HDR_SIZE, p, n);
+	c->bytes_received += len;
+	/* The record is read: its space goes back to the peer. */
+	r->rx_tail += rec_span(len);
+	r->rx_len = 0;
+	if (!r->rx_light && r->rx_mb > 0)
+		r->rx_light = __atomic_load_n(&t->producer_membarrier, __ATOMIC_RELAXED) == 1;
+	publish_word(&t->tail, r->rx_tail, r->rx_light);
+	ring_wake(&t->space_waiting, r->rx_light);
+	return 0;
+}
+
 static void ring_destroy(struct tp_chan *c)
 {
 	struct tp_ring_chan *r = (struct tp_ring_chan *)c;

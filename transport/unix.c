@@ -407,6 +407,11 @@ int tp_recv_msg(struct tp_chan *c, struct vg_hdr *h, struct vg_buf *buf, size_t 
 
 	if (fd)
 		*fd = -1;
+	if (tp_chan_is_ring(c)) {
+		ret = tp_ring_recv_msg(c, h, buf, max_len);
+		if (ret != -EAGAIN)
+			return ret;
+	}
 	ret = c->ops->recv(c, hb, VG_HDR_SIZE, fd);
 	if (ret < 0)
 		return ret;
