@@ -534,13 +534,13 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 		wk_fatal("call of function id %d, which is not callable generically", fn);
 	if (d->nargs > VG_ARGS_MAX)
 		wk_fatal("%s: too many arguments", d->name);
-	memset(args, 0, (size_t)d->nargs * sizeof(args[0]));
 	/* Pass 1 reads the whole message even after a bad handle: the first error wins. */
 	for (i = 0; i < d->nargs; i++) {
 		const struct vg_arg_desc *ad = &d->args[i];
 		struct wk_arg *a = &args[i];
 		CUresult hres;
 
+		memset(a, 0, sizeof(*a));	/* a constant size: plain stores, not a string op */
 		avalues[i] = &a->v;
 		switch (ad->kind) {
 		case VG_A_SCALAR: {
