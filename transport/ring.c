@@ -516,6 +516,19 @@ static int rec_wait(struct tp_ring_chan *r, uint32_t *len)
 	return ret;
 }
 
+/* The record at rx_tail is read: its space goes back to the peer. */
+static void rec_done(struct tp_ring_chan *r)
+{
+	struct ring *t = r->rx;
+
+	r->rx_tail += rec_span(r->rx_len);
+	r->rx_len = 0;
+	if (!r->rx_light && r->rx_mb > 0)
+		r->rx_light = __atomic_load_n(&t->producer_membarrier, __ATOMIC_RELAXED) == 1;
+	publish_word(&t->tail, r->rx_tail, r->rx_light);
+	ring_wake(&t->space_waiting, r->rx_light);
+}
+
 static int ring_recv(struct tp_chan *c, void *p, size_t n, int *fd)
 {
 	struct tp_ring_chan *r = (struct tp_ring_chan *)c;
@@ -543,15 +556,8 @@ static int ring_recv(struct tp_chan *c, void *p, size_t n, int *fd)
 		dst += k;
 		n -= k;
 		c->bytes_received += k;
-		if (r->rx_off == r->rx_len) {
-			/* The record is read: its space goes back to the peer. */
-			r->rx_tail += rec_span(r->rx_len);
-			r->rx_len = 0;
-			if (!r->rx_light && r->rx_mb > 0)
-				r->rx_light = __atomic_load_n(&t->producer_membarrier, __ATOMIC_RELAXED) == 1;
-			publish_word(&t->tail, r->rx_tail, r->rx_light);
-			ring_wake(&t->space_waiting, r->rx_light);
-		}
+		if (r->rx_off == r->rx_len)
+			rec_done(r);
 	}
 	return 0;
 }
@@ -591,21 +597,12 @@ int tp_ring_recv_msg(struct tp_chan *c, struct vg_hdr *h, struct vg_buf *buf, si
 	if (h->len != len || (h->flags & VG_F_FD))
 		return -EAGAIN;
 	n = len - VG_HDR_SIZE;
-	if (n > max_len)
-		return -EMSGSIZE;
-	vg_buf_reset(buf);
-	p = vg_put_space(buf, n);
-	if (!p && n)
-		return buf->err ? buf->err : -ENOMEM;
+	ret = tp_msg_space(buf, n, max_len, &p);
+	if (ret < 0)
+		return ret;
 	ring_get(r, r->rx_tail + REC_HDR + VG_HDR_SIZE, p, n);
 	c->bytes_received += len;
-	/* The record is read: its space goes back to the peer. */
-	r->rx_tail += rec_span(len);
-	r->rx_len = 0;
-	if (!r->rx_light && r->rx_mb > 0)
-		r->rx_light = __atomic_load_n(&t->producer_membarrier, __ATOMIC_RELAXED) == 1;
-	publish_word(&t->tail, r->rx_tail, r->rx_light);
-	ring_wake(&t->space_waiting, r->rx_light);
+	rec_done(r);
 	return 0;
 }
 

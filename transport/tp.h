@@ -135,6 +135,8 @@ unsigned int tp_ring_spin_setting(const char *var, unsigned int many_cpus_us);
  * channel's reader.
  */
 int tp_ring_peek(struct tp_chan *c, void *p, size_t n);
+/* A received message's payload of n bytes in buf (emptied first): 0, -EMSGSIZE over max_len, or -ENOMEM. */
+int tp_msg_space(struct vg_buf *buf, size_t n, size_t max_len, void **p);
 /* tp_recv_msg's one-pass path for a message that is one record; -EAGAIN: use the general one. */
 int tp_ring_recv_msg(struct tp_chan *c, struct vg_hdr *h, struct vg_buf *buf, size_t max_len);
 int tp_ring_readable(struct tp_chan *c);

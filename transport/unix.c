@@ -431,13 +431,21 @@ int tp_recv_msg(struct tp_chan *c, struct vg_hdr *h, struct vg_buf *buf, size_t 
 			close(rfd);
 	}
 	n = h->len - VG_HDR_SIZE;
+	ret = tp_msg_space(buf, n, max_len, &p);
+	if (ret < 0)
+		return ret;
+	return n ? c->ops->recv(c, p, n, NULL) : 0;
+}
+
+int tp_msg_space(struct vg_buf *buf, size_t n, size_t max_len, void **p)
+{
 	if (n > max_len)
 		return -EMSGSIZE;
 	vg_buf_reset(buf);
-	p = vg_put_space(buf, n);
-	if (!p && n)
+	*p = vg_put_space(buf, n);
+	if (!*p && n)
 		return buf->err ? buf->err : -ENOMEM;
-	return n ? c->ops->recv(c, p, n, NULL) : 0;
+	return 0;
 }
 
 static uint64_t mono_ns(void)
