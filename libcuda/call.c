@@ -281,11 +281,8 @@ static CUresult get_out(struct vg_rd *r, const struct vg_arg_desc *ad, void *p, 
 		break;
 	case VG_E_HANDLE:
 		for (i = 0; i < count; i++) {
-			uint64_t id = 0;
-			int k;
+			uint64_t id = vg_load_le(q + 8 * i, 8);
 
-			for (k = 0; k < 8; k++)
-				id |= (uint64_t)q[8 * i + k] << (8 * k);
 			if (id)
 				lc_handle_add(id, ad->htype);
 			((void **)p)[i] = (void *)(uintptr_t)id;

@@ -21,16 +21,6 @@ static CUresult cb_ready = CUDA_ERROR_NOT_INITIALIZED;
 static struct tp_chan *cb_chan;
 static uint32_t cb_tid;
 
-static uint64_t le64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 static void *cb_main(void *arg)
 {
 	struct vg_buf in;
@@ -49,7 +39,7 @@ static void *cb_main(void *arg)
 			const uint8_t *q = vg_get_bytes(&r, 16);
 
 			if (q)
-				((CUhostFn)(uintptr_t)le64(q))((void *)(uintptr_t)le64(q + 8));
+				((CUhostFn)(uintptr_t)vg_load_le(q, 8))((void *)(uintptr_t)vg_load_le(q + 8, 8));
 		} else if (h.op == VG_HC_STREAM_CB) {
 			const uint8_t *q = vg_get_bytes(&r, 28);
 
@@ -57,9 +47,9 @@ static void *cb_main(void *arg)
 				int32_t st;
 
 				memcpy(&st, q + 16, 4);
-				((CUstreamCallback)(uintptr_t)le64(q))((CUstream)(uintptr_t)le64(q + 8),
+				((CUstreamCallback)(uintptr_t)vg_load_le(q, 8))((CUstream)(uintptr_t)vg_load_le(q + 8, 8),
 								       (CUresult)st,
-								       (void *)(uintptr_t)le64(q + 20));
+								       (void *)(uintptr_t)vg_load_le(q + 20, 8));
 			}
 		}
 		h.kind = VG_MSG_HOST_RETURN;

@@ -296,16 +296,6 @@ static uint64_t decoded_count(const struct vg_fn_desc *d, const struct vg_arg_de
 	}
 }
 
-static uint64_t get_le64(const uint8_t *q)
-{
-	uint64_t v = 0;
-	int k;
-
-	for (k = 0; k < 8; k++)
-		v |= (uint64_t)q[k] << (8 * k);
-	return v;
-}
-
 /*
  * Pass 1 reads each pointer argument's raw bytes; pass 2 (below) checks them
  * against the counts, which may come from arguments later in the list.
@@ -448,7 +438,7 @@ static CUresult decode_out(const struct vg_fn_desc *d, int i, struct wk_arg *arg
 		if (!a->ids)
 			return CUDA_ERROR_OUT_OF_MEMORY;
 		for (j = 0; j < count; j++)
-			a->ids[j] = get_le64((const uint8_t *)a->raw + 8 * j);
+			a->ids[j] = vg_load_le((const uint8_t *)a->raw + 8 * j, 8);
 	}
 	a->v.p = a->mem;
 	return CUDA_SUCCESS;
@@ -525,6 +515,7 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 	struct wk_lim_note note;
 	ffi_cif *cif;
 	ffi_arg rc = 0;
+	uint64_t t0;
 	CUresult res = CUDA_SUCCESS;
 	int i;
 
@@ -610,14 +601,10 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 	res = wk_limits_pre(fn, avalues, &note);
 	if (res != CUDA_SUCCESS)
 		goto out;
-	if (wk_timing) {
-		uint64_t t0 = wk_ticks();
-
-		ffi_call(cif, FFI_FN(wk.fns[fn]), &rc, avalues);
+	t0 = wk_timing ? wk_ticks() : 0;
+	ffi_call(cif, FFI_FN(wk.fns[fn]), &rc, avalues);
+	if (wk_timing)
 		wk_driver_ticks += wk_ticks() - t0;
-	} else {
-		ffi_call(cif, FFI_FN(wk.fns[fn]), &rc, avalues);
-	}
 	res = wk_limits_post(fn, avalues, (CUresult)(int32_t)rc, &note);
 	if (res != CUDA_SUCCESS) {
 		if (vg_log_enabled(VG_LOG_DEBUG))

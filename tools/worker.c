@@ -192,12 +192,12 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* One message of op served, which arrived at tick `since` (VGPU_WORKER_TIMING=1). */
+/* One message of op served, which arrived at tick `since` (t->timing set). */
 static void timing_note(struct wk_thread *t, uint32_t op, uint64_t since)
 {
 	unsigned int k = op < VG_FN_MAX ? op : op >= VG_OP_BASE ? VG_FN_MAX + (op - VG_OP_BASE) : 0;
 
-	if (!t->timing || k >= WK_TIMING_SLOTS)
+	if (k >= WK_TIMING_SLOTS)
 		return;
 	t->timing->n[k]++;
 	t->timing->busy[k] += wk_ticks() - since;
@@ -497,6 +497,7 @@ static void timing_write(FILE *f)
 		[14] = "MEMLOC", [15] = "CAPTURE_INFO", [16] = "HOST_MEM", [17] = "ATTR_VALUE",
 		[18] = "GRAPH_UPDATE", [19] = "RING_ATTACH", [20] = "OCC_CLUSTERS", [21] = "PRIMARY_PEEK",
 	};
+	/* Sums over the threads; static for their size (written once, at exit). */
 	static uint64_t n[WK_TIMING_SLOTS], busy[WK_TIMING_SLOTS], drv[WK_TIMING_SLOTS];
 	uint64_t ticks = wk_ticks() - timing_tick0, ns = mono_ns() - timing_ns0;
 	double per_tick = ticks ? (double)ns / (double)ticks : 1;
@@ -780,9 +781,10 @@ static int warm_receive(int link)
  * A warm worker (--warm LINK): loads the driver, initialises it and makes
  * the device snapshot before any client, says 'R' on the link, and waits
  * for the daemon to hand it a connection (which may have come before the
- * 'R': a client that arrives while we start waits for us).  A client whose CUDA_* settings
- * differ from ours gets an ordinary worker: we execute ourselves again with
- * --fd, its HELLO still unread.  Returns the client's connection.
+ * 'R': a client that arrives while we start waits for us).  A client whose
+ * CUDA_* settings differ from ours gets an ordinary worker: we execute
+ * ourselves again with --fd, its HELLO still unread.  Returns the client's
+ * connection.
  */
 static int warm_wait(const char *driver, int link, char **argv)
 {

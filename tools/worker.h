@@ -18,7 +18,6 @@
 
 struct tp_chan;
 
-/* One host thread serving one guest thread's channel. */
 /*
  * VGPU_WORKER_TIMING=1: per operation, the messages served, the time from
  * a message's arrival to its end (reply sent, or the next message for a
@@ -30,6 +29,7 @@ struct wk_op_timing {
 	uint64_t n[WK_TIMING_SLOTS], busy[WK_TIMING_SLOTS], driver[WK_TIMING_SLOTS];
 };
 
+/* One host thread serving one guest thread's channel. */
 struct wk_thread {
 	struct tp_chan *chan;
 	uint32_t tid;

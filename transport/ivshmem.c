@@ -519,16 +519,6 @@ static void put_le(uint8_t *p, uint64_t v, int n)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-static uint64_t get_le(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-	return v;
-}
-
 /*
  * ref: slot u32, ring bytes u32, generation u32, bytes sent u64, bytes
  * received u64 (where the streams stand), little-endian.
@@ -554,12 +544,12 @@ int tp_ivshmem_import(int fd, const uint8_t *ref, size_t n, struct tp_chan **out
 	uint64_t sent, received;
 	int ret;
 
-	if (n != TP_IVSHMEM_REF_SIZE || get_le(ref + 4, 4) > UINT32_MAX)
+	if (n != TP_IVSHMEM_REF_SIZE || vg_load_le(ref + 4, 4) > UINT32_MAX)
 		return -EINVAL;
-	sent = get_le(ref + 12, 8);
-	received = get_le(ref + 20, 8);
-	ret = host_chan(fd, (uint32_t)get_le(ref, 4), (uint32_t)get_le(ref + 4, 4), (uint32_t)get_le(ref + 8, 4),
-			out);
+	sent = vg_load_le(ref + 12, 8);
+	received = vg_load_le(ref + 20, 8);
+	ret = host_chan(fd, (uint32_t)vg_load_le(ref, 4), (uint32_t)vg_load_le(ref + 4, 4),
+			(uint32_t)vg_load_le(ref + 8, 4), out);
 	if (ret < 0)
 		return ret;
 	(*out)->bytes_sent = sent;

@@ -73,20 +73,6 @@ static inline void store_le(uint8_t *p, uint64_t v, int n)
 #endif
 }
 
-static inline uint64_t load_le(const uint8_t *p, int n)
-{
-	uint64_t v = 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	memcpy(&v, p, (size_t)n);
-#else
-	int i;
-
-	for (i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-#endif
-	return v;
-}
-
 static void put_le(struct vg_buf *b, uint64_t v, int n)
 {
 	uint8_t *p = vg_put_space(b, (size_t)n);
@@ -211,14 +197,14 @@ void vg_hdr_encode(const struct vg_hdr *h, uint8_t out[VG_HDR_SIZE])
 
 int vg_hdr_decode(const uint8_t in[VG_HDR_SIZE], struct vg_hdr *h)
 {
-	h->len = (uint32_t)load_le(in + 0, 4);
-	h->kind = (uint16_t)load_le(in + 4, 2);
-	h->flags = (uint16_t)load_le(in + 6, 2);
-	h->op = (uint32_t)load_le(in + 8, 4);
-	h->tid = (uint32_t)load_le(in + 12, 4);
-	h->seq = load_le(in + 16, 8);
-	h->status = (int32_t)(uint32_t)load_le(in + 24, 4);
-	h->reserved = (uint32_t)load_le(in + 28, 4);
+	h->len = (uint32_t)vg_load_le(in + 0, 4);
+	h->kind = (uint16_t)vg_load_le(in + 4, 2);
+	h->flags = (uint16_t)vg_load_le(in + 6, 2);
+	h->op = (uint32_t)vg_load_le(in + 8, 4);
+	h->tid = (uint32_t)vg_load_le(in + 12, 4);
+	h->seq = vg_load_le(in + 16, 8);
+	h->status = (int32_t)(uint32_t)vg_load_le(in + 24, 4);
+	h->reserved = (uint32_t)vg_load_le(in + 28, 4);
 	if (h->len > VG_MSG_MAX)
 		return -EMSGSIZE;
 	if (h->len < VG_HDR_SIZE)

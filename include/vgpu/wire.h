@@ -332,11 +332,24 @@ void vg_rd_init(struct vg_rd *r, const void *p, size_t len);
 uint8_t vg_get_u8(struct vg_rd *r);
 uint16_t vg_get_u16(struct vg_rd *r);
 
-/* An n-byte little-endian integer (n <= 8); inline: every decode is made of them. */
+/* The n-byte little-endian integer at p (n <= 8): one load where the host is little-endian. */
+static inline uint64_t vg_load_le(const uint8_t *p, size_t n)
+{
+	uint64_t v = 0;
+
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	__builtin_memcpy(&v, p, n);
+#else
+	for (size_t i = 0; i < n; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+#endif
+	return v;
+}
+
+/* An n-byte little-endian integer read (n <= 8); inline: every decode is made of them. */
 static inline uint64_t vg_get_le(struct vg_rd *r, size_t n)
 {
 	const uint8_t *p;
-	uint64_t v = 0;
 
 	if (r->err || n > r->len - r->off) {
 		if (!r->err)
@@ -345,13 +358,7 @@ static inline uint64_t vg_get_le(struct vg_rd *r, size_t n)
 	}
 	p = r->p + r->off;
 	r->off += n;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	__builtin_memcpy(&v, p, n);
-#else
-	for (size_t i = 0; i < n; i++)
-		v |= (uint64_t)p[i] << (8 * i);
-#endif
-	return v;
+	return vg_load_le(p, n);
 }
 
 static inline uint32_t vg_get_u32(struct vg_rd *r)
