@@ -461,6 +461,17 @@ static void transport_name(const char *address, char *out, size_t n)
 	snprintf(out, n, "%.*s", (int)(len < n ? len : n - 1), address);
 }
 
+/* A row's name: pattern with its "%s" (if any) standing for the bulk size, "<mib>MiB". */
+static void sized_name(char *out, size_t n, const char *pattern, unsigned int mib)
+{
+	const char *pct = strstr(pattern, "%s");
+
+	if (pct)
+		snprintf(out, n, "%.*s%uMiB%s", (int)(pct - pattern), pattern, mib, pct + 2);
+	else
+		snprintf(out, n, "%s", pattern);
+}
+
 /* Round trips and bandwidth over each server's transport, beside native. */
 static void transports_print(struct table *native, const char *const *servers, int nservers, struct table *first,
 			     struct table *more, unsigned int mib)
@@ -469,18 +480,14 @@ static void transports_print(struct table *native, const char *const *servers, i
 		"mem_get_info", "memcpy_htod_4B", "memcpy_dtoh_4B", "launch_and_synchronize",
 	};
 	static const char *const bulk[] = { "htod_%s_pageable", "dtoh_%s_pageable", "htod_%s_pinned", "dtoh_%s_pinned" };
-	char names[9][64], size[16];
+	char names[9][64];
 	size_t r, nn = 0;
 	int k, i;
 
 	for (r = 0; r < sizeof(plain) / sizeof(plain[0]); r++)
-		snprintf(names[nn++], sizeof(names[0]), "%s", plain[r]);
-	snprintf(size, sizeof(size), "%uMiB", mib);
-	for (r = 0; r < sizeof(bulk) / sizeof(bulk[0]); r++) {
-		const char *pct = strstr(bulk[r], "%s");
-
-		snprintf(names[nn++], sizeof(names[0]), "%.*s%s%s", (int)(pct - bulk[r]), bulk[r], size, pct + 2);
-	}
+		sized_name(names[nn++], sizeof(names[0]), plain[r], mib);
+	for (r = 0; r < sizeof(bulk) / sizeof(bulk[0]); r++)
+		sized_name(names[nn++], sizeof(names[0]), bulk[r], mib);
 	printf("\n%-26s %12s", "transport", "native");
 	for (k = 0; k < nservers; k++) {
 		char t[16];
@@ -545,13 +552,13 @@ static void targets_print(struct table *native, struct table *vg, unsigned int m
 		{ "back-to-back launches", { "launch_empty_kernel" }, T_RATIO_AT_MOST, 1.05, "", 0 },
 		{ "launch + synchronize", { "launch_and_synchronize" }, T_PLUS_AT_MOST, 2.0, "us", 0 },
 		{ "cuMemGetInfo", { "mem_get_info" }, T_PLUS_AT_MOST, 2.0, "us", 0 },
-		{ "pinned, host to device", { "htod_%u_pinned" }, T_RATIO_AT_LEAST, 0.90, "", 0 },
-		{ "pinned, device to host", { "dtoh_%u_pinned" }, T_RATIO_AT_LEAST, 0.90, "", 0 },
+		{ "pinned, host to device", { "htod_%s_pinned" }, T_RATIO_AT_LEAST, 0.90, "", 0 },
+		{ "pinned, device to host", { "dtoh_%s_pinned" }, T_RATIO_AT_LEAST, 0.90, "", 0 },
 		{ "PyTorch small op", { "torch_small_op" }, T_RATIO_AT_MOST, 1.10, "", 0 },
 		{ "PyTorch MLP training step", { "torch_mlp_train_step" }, T_RATIO_AT_MOST, 1.10, "", 0 },
 		{ "first runtime call", { "rt_first_call_ms" }, T_PLUS_AT_MOST, 100.0, "ms", 0 },
-		{ "pageable, host to device", { "htod_%u_pageable" }, T_RATIO_AT_LEAST, 1.0, "", 1 },
-		{ "pageable, device to host", { "dtoh_%u_pageable" }, T_RATIO_AT_LEAST, 1.0, "", 1 },
+		{ "pageable, host to device", { "htod_%s_pageable" }, T_RATIO_AT_LEAST, 1.0, "", 1 },
+		{ "pageable, device to host", { "dtoh_%s_pageable" }, T_RATIO_AT_LEAST, 1.0, "", 1 },
 	};
 	size_t i, j;
 
@@ -562,13 +569,7 @@ static void targets_print(struct table *native, struct table *vg, unsigned int m
 		int measured = 1, ok;
 
 		for (j = 0; j < 3 && tg[i].rows[j]; j++) {
-			const char *pct = strstr(tg[i].rows[j], "%u");
-
-			if (pct)
-				snprintf(name, sizeof(name), "%.*s%uMiB%s", (int)(pct - tg[i].rows[j]), tg[i].rows[j],
-					 mib, pct + 2);
-			else
-				snprintf(name, sizeof(name), "%s", tg[i].rows[j]);
+			sized_name(name, sizeof(name), tg[i].rows[j], mib);
 			a = figure(native, name);
 			b = figure(vg, name);
 			if (b < 0 || (tg[i].kind != T_AT_MOST && a <= 0)) {
