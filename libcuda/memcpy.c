@@ -283,15 +283,23 @@ VG_EXPORT CUresult cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t B
 /*
  * Linear copies between the device and pageable memory.  Small ones carry
  * their bytes in the message.  Large ones go in chunks: when the worker
- * shares memory with us, through a per-thread pinned staging area of two
- * halves, pipelined (two chunk copies in flight: while the worker copies one
- * half by DMA, this thread fills or empties the other); otherwise each chunk
- * carries its bytes.  Each chunk is the same synchronous driver call, so the
- * copy keeps the function's ordering; its replies come in order, and every
- * call in flight is waited for, so an error leaves nothing behind.
+ * shares memory with us, through a per-thread pinned staging area of
+ * LC_STAGE_TOTAL bytes cut into slots of one chunk each, pipelined (while
+ * the worker copies into or out of some slots by DMA, this thread fills or
+ * empties another); otherwise each chunk carries its bytes.  Each chunk is
+ * the same synchronous driver call, so the copy keeps the function's
+ * ordering; its replies come in order, and every call in flight is waited
+ * for, so an error leaves nothing behind.
+ *
+ * The chunk size matters most from the device: a chunk small enough to
+ * stay in the CPU's last-level cache after the DMA has written it is
+ * copied out at cache speed, where a large one is read back from memory.
+ * VGPU_STAGE_KIB (a power of two, 64 to 8192) sets it for both directions.
  */
-#define LC_STAGE_BYTES (8u << 20)	/* one half */
+#define LC_STAGE_TOTAL (16u << 20)
 #define LC_STAGE_MIN   (256u << 10)
+#define LC_HTOD_CHUNK  (8u << 20)
+#define LC_DTOH_CHUNK  (8u << 20)
 
 void *lc_shared_alloc(size_t size);
 
@@ -301,14 +309,34 @@ static __thread int tls_stage_failed;
 static uint8_t *stage_get(void)
 {
 	if (!tls_stage && !tls_stage_failed) {
-		tls_stage = lc_shared_alloc(2 * (size_t)LC_STAGE_BYTES);
+		tls_stage = lc_shared_alloc(LC_STAGE_TOTAL);
 		tls_stage_failed = !tls_stage;
 	}
 	return tls_stage;
 }
 
+/* The chunk of a staged copy in direction dflt's default (VGPU_STAGE_KIB overrides). */
+static size_t stage_chunk(size_t dflt)
+{
+	static unsigned int kib;	/* 0: not read yet; 1: not set */
+	unsigned int k = __atomic_load_n(&kib, __ATOMIC_RELAXED);
+
+	if (!k) {
+		const char *e = getenv("VGPU_STAGE_KIB");
+		long v = e && *e ? strtol(e, NULL, 10) : 0;
+
+		k = v >= 64 && v <= (long)(LC_STAGE_TOTAL >> 11) && !(v & (v - 1)) ? (unsigned int)v : 1;
+		if (e && *e && k == 1)
+			VG_WARN("VGPU_STAGE_KIB=%s is not a power of two from 64 to %u; ignored", e,
+				LC_STAGE_TOTAL >> 11);
+		__atomic_store_n(&kib, k, __ATOMIC_RELAXED);
+	}
+	return k == 1 ? dflt : (size_t)k << 10;
+}
+
 /* Calls in flight, oldest first (a ring of LC_INFLIGHT_MAX). */
-#define LC_INFLIGHT_MAX 8
+#define LC_INFLIGHT_MAX 16
+#define LC_REMOTE_WINDOW 8	/* chunks in flight that carry their bytes */
 struct lc_inflight {
 	uint64_t seq[LC_INFLIGHT_MAX];
 	unsigned int head, n;
@@ -344,34 +372,44 @@ static CUresult inflight_begin(int fn, struct lc_inflight *q, const uint64_t *a)
 	return res;
 }
 
+/* Slots of `chunk` bytes in the staging area, at most LC_INFLIGHT_MAX. */
+static unsigned int stage_slots(size_t chunk)
+{
+	size_t n = LC_STAGE_TOTAL / chunk;
+
+	return n > LC_INFLIGHT_MAX ? LC_INFLIGHT_MAX : (unsigned int)n;
+}
+
 /*
- * Host to device.  Staged: two halves, so two chunks in flight.  Without
- * shared memory (a remote transport) the chunks carry their bytes and up
- * to LC_INFLIGHT_MAX stream without waiting a round trip each.
+ * Host to device.  Staged: chunk k fills slot k % slots once the copy that
+ * used that slot is done.  Without shared memory (a remote transport) the
+ * chunks carry their bytes and up to LC_REMOTE_WINDOW stream without
+ * waiting a round trip each.
  */
 static CUresult htod(int fn, CUdeviceptr dst, const void *src, size_t n)
 {
 	uint64_t a[3] = { dst, (uint64_t)(uintptr_t)src, n };
 	struct lc_inflight q = { .n = 0 };
-	uint8_t *stage;
+	uint8_t *stage, *slot;
 	unsigned int window;
-	size_t off, c, k;
+	size_t off, c, k, chunk;
 	CUresult res = CUDA_SUCCESS;
 
 	if (n < LC_STAGE_MIN || !src || lc_hostmem_shared(src, n))
 		return lc_call(fn, a);
 	stage = stage_get();
-	window = stage ? 2 : LC_INFLIGHT_MAX;
+	chunk = stage ? stage_chunk(LC_HTOD_CHUNK) : LC_HTOD_CHUNK;
+	window = stage ? stage_slots(chunk) : LC_REMOTE_WINDOW;
 	for (off = 0, k = 0; off < n && res == CUDA_SUCCESS; off += c, k++) {
-		c = n - off < LC_STAGE_BYTES ? n - off : LC_STAGE_BYTES;
-		/* With staging, a half is free once the copy two chunks back is done. */
+		c = n - off < chunk ? n - off : chunk;
 		if (q.n == window && (res = inflight_end(fn, &q)) != CUDA_SUCCESS)
 			break;
 		a[0] = dst + off;
 		a[2] = c;
 		if (stage) {
-			memcpy(stage + (k & 1) * (size_t)LC_STAGE_BYTES, (const uint8_t *)src + off, c);
-			a[1] = (uint64_t)(uintptr_t)(stage + (k & 1) * (size_t)LC_STAGE_BYTES);
+			slot = stage + (k % window) * chunk;
+			memcpy(slot, (const uint8_t *)src + off, c);
+			a[1] = (uint64_t)(uintptr_t)slot;
 		} else {
 			a[1] = (uint64_t)(uintptr_t)((const uint8_t *)src + off);
 		}
@@ -385,7 +423,8 @@ static CUresult dtoh(int fn, void *dst, CUdeviceptr src, size_t n)
 	uint64_t a[3] = { (uint64_t)(uintptr_t)dst, src, n };
 	struct lc_inflight q = { .n = 0 };
 	uint8_t *stage;
-	size_t next, done, c, k, kd;
+	unsigned int slots;
+	size_t next, done, c, k, kd, chunk;
 	CUresult res = CUDA_SUCCESS;
 
 	if (n < LC_STAGE_MIN || !dst || lc_hostmem_shared(dst, n))
@@ -393,7 +432,7 @@ static CUresult dtoh(int fn, void *dst, CUdeviceptr src, size_t n)
 	stage = stage_get();
 	if (!stage) {
 		for (done = 0; done < n && res == CUDA_SUCCESS; done += c) {
-			c = n - done < LC_STAGE_BYTES ? n - done : LC_STAGE_BYTES;
+			c = n - done < LC_DTOH_CHUNK ? n - done : LC_DTOH_CHUNK;
 			a[0] = (uint64_t)(uintptr_t)((uint8_t *)dst + done);
 			a[1] = src + done;
 			a[2] = c;
@@ -401,11 +440,13 @@ static CUresult dtoh(int fn, void *dst, CUdeviceptr src, size_t n)
 		}
 		return res;
 	}
-	/* Chunk k goes to half k & 1; two in flight, emptied in order. */
+	chunk = stage_chunk(LC_DTOH_CHUNK);
+	slots = stage_slots(chunk);
+	/* Chunk k goes to slot k % slots; all slots in flight but the one being emptied. */
 	for (next = 0, done = 0, k = 0, kd = 0; done < n;) {
-		while (q.n < 2 && next < n && res == CUDA_SUCCESS) {
-			c = n - next < LC_STAGE_BYTES ? n - next : LC_STAGE_BYTES;
-			a[0] = (uint64_t)(uintptr_t)(stage + (k & 1) * (size_t)LC_STAGE_BYTES);
+		while (q.n < slots && next < n && res == CUDA_SUCCESS) {
+			c = n - next < chunk ? n - next : chunk;
+			a[0] = (uint64_t)(uintptr_t)(stage + (k % slots) * chunk);
 			a[1] = src + next;
 			a[2] = c;
 			res = inflight_begin(fn, &q, a);
@@ -417,8 +458,8 @@ static CUresult dtoh(int fn, void *dst, CUdeviceptr src, size_t n)
 		res = inflight_end(fn, &q);
 		if (res != CUDA_SUCCESS)
 			break;
-		c = n - done < LC_STAGE_BYTES ? n - done : LC_STAGE_BYTES;
-		memcpy((uint8_t *)dst + done, stage + (kd & 1) * (size_t)LC_STAGE_BYTES, c);
+		c = n - done < chunk ? n - done : chunk;
+		memcpy((uint8_t *)dst + done, stage + (kd % slots) * chunk, c);
 		done += c;
 		kd++;
 	}
@@ -448,12 +489,12 @@ static CUresult htod_async(int fn, int sync_fn, CUdeviceptr dst, const void *src
 	if (n < LC_STAGE_MIN || !src || lc_hostmem_shared(src, n) || !(stage = stage_get()))
 		return lc_call(fn, a);
 	for (off = 0, k = 0; off < n; off += c, k++) {
-		c = n - off < LC_STAGE_BYTES ? n - off : LC_STAGE_BYTES;
+		c = n - off < LC_STAGE_TOTAL / 2 ? n - off : LC_STAGE_TOTAL / 2;
 		if (k >= 2 && !(k & 1) && (res = lc_call(sync_fn, sa)) != CUDA_SUCCESS)
 			return res;
-		memcpy(stage + (k & 1) * (size_t)LC_STAGE_BYTES, (const uint8_t *)src + off, c);
+		memcpy(stage + (k & 1) * (size_t)(LC_STAGE_TOTAL / 2), (const uint8_t *)src + off, c);
 		a[0] = dst + off;
-		a[1] = (uint64_t)(uintptr_t)(stage + (k & 1) * (size_t)LC_STAGE_BYTES);
+		a[1] = (uint64_t)(uintptr_t)(stage + (k & 1) * (size_t)(LC_STAGE_TOTAL / 2));
 		a[2] = c;
 		if ((res = lc_call(fn, a)) != CUDA_SUCCESS)
 			return res;
