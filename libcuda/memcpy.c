@@ -291,15 +291,15 @@ VG_EXPORT CUresult cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t B
  * ordering; its replies come in order, and every call in flight is waited
  * for, so an error leaves nothing behind.
  *
- * The chunk size matters most from the device: a chunk small enough to
- * stay in the CPU's last-level cache after the DMA has written it is
- * copied out at cache speed, where a large one is read back from memory.
- * VGPU_STAGE_KIB (a power of two, 64 to 8192) sets it for both directions.
+ * VGPU_STAGE_KIB=CHUNK[xSLOTS] sets the chunk (KiB, a power of two from 64
+ * to 8192) and how many slots are used (2 to 16, at most what fits): the
+ * default, two 8 MiB halves, is not yet known to be the best choice on
+ * every machine (device-to-host copies of pageable memory reach 0.5-0.6x
+ * native on an H100), and tests/gpu/tune-staging measures the others.
  */
 #define LC_STAGE_TOTAL (16u << 20)
 #define LC_STAGE_MIN   (256u << 10)
-#define LC_HTOD_CHUNK  (8u << 20)
-#define LC_DTOH_CHUNK  (8u << 20)
+#define LC_STAGE_CHUNK (8u << 20)	/* default chunk: two slots */
 
 void *lc_shared_alloc(size_t size);
 
@@ -315,28 +315,41 @@ static uint8_t *stage_get(void)
 	return tls_stage;
 }
 
-/* The chunk of a staged copy in direction dflt's default (VGPU_STAGE_KIB overrides). */
-static size_t stage_chunk(size_t dflt)
-{
-	static unsigned int kib;	/* 0: not read yet; 1: not set */
-	unsigned int k = __atomic_load_n(&kib, __ATOMIC_RELAXED);
-
-	if (!k) {
-		const char *e = getenv("VGPU_STAGE_KIB");
-		long v = e && *e ? strtol(e, NULL, 10) : 0;
-
-		k = v >= 64 && v <= (long)(LC_STAGE_TOTAL >> 11) && !(v & (v - 1)) ? (unsigned int)v : 1;
-		if (e && *e && k == 1)
-			VG_WARN("VGPU_STAGE_KIB=%s is not a power of two from 64 to %u; ignored", e,
-				LC_STAGE_TOTAL >> 11);
-		__atomic_store_n(&kib, k, __ATOMIC_RELAXED);
-	}
-	return k == 1 ? dflt : (size_t)k << 10;
-}
-
 /* Calls in flight, oldest first (a ring of LC_INFLIGHT_MAX). */
 #define LC_INFLIGHT_MAX 16
 #define LC_REMOTE_WINDOW 8	/* chunks in flight that carry their bytes */
+
+/* A staged copy's chunk and slots (VGPU_STAGE_KIB), read once. */
+static void stage_shape(size_t *chunk, unsigned int *slots)
+{
+	static uint64_t shape;	/* chunk << 8 | slots; 0: not read yet */
+	uint64_t v = __atomic_load_n(&shape, __ATOMIC_RELAXED);
+
+	if (!v) {
+		const char *e = getenv("VGPU_STAGE_KIB");
+		char *end = NULL;
+		unsigned long kib = e && *e ? strtoul(e, &end, 10) : 0, n = 0;
+		int ok = kib >= 64 && kib <= (LC_STAGE_TOTAL >> 11) && !(kib & (kib - 1));
+
+		if (ok && *end == 'x') {
+			n = strtoul(end + 1, &end, 10);
+			ok = n >= 2 && n <= LC_INFLIGHT_MAX && n <= (LC_STAGE_TOTAL >> 10) / kib;
+		} else if (ok) {
+			n = (LC_STAGE_TOTAL >> 10) / kib;
+			n = n > LC_INFLIGHT_MAX ? LC_INFLIGHT_MAX : n;
+		}
+		ok = ok && *end == '\0';
+		if (e && *e && !ok)
+			VG_WARN("VGPU_STAGE_KIB=%s is not CHUNK[xSLOTS] (CHUNK a power of two from 64 to %u KiB, "
+				"SLOTS 2 to 16, CHUNK x SLOTS at most %u KiB); ignored", e, LC_STAGE_TOTAL >> 11,
+				LC_STAGE_TOTAL >> 10);
+		v = ok ? (uint64_t)kib << 10 << 8 | n : (uint64_t)LC_STAGE_CHUNK << 8 | 2;
+		__atomic_store_n(&shape, v, __ATOMIC_RELAXED);
+	}
+	*chunk = (size_t)(v >> 8);
+	*slots = (unsigned int)(v & 0xff);
+}
+
 struct lc_inflight {
 	uint64_t seq[LC_INFLIGHT_MAX];
 	unsigned int head, n;
@@ -372,14 +385,6 @@ static CUresult inflight_begin(int fn, struct lc_inflight *q, const uint64_t *a)
 	return res;
 }
 
-/* Slots of `chunk` bytes in the staging area, at most LC_INFLIGHT_MAX. */
-static unsigned int stage_slots(size_t chunk)
-{
-	size_t n = LC_STAGE_TOTAL / chunk;
-
-	return n > LC_INFLIGHT_MAX ? LC_INFLIGHT_MAX : (unsigned int)n;
-}
-
 /*
  * Host to device.  Staged: chunk k fills slot k % slots once the copy that
  * used that slot is done.  Without shared memory (a remote transport) the
@@ -398,8 +403,10 @@ static CUresult htod(int fn, CUdeviceptr dst, const void *src, size_t n)
 	if (n < LC_STAGE_MIN || !src || lc_hostmem_shared(src, n))
 		return lc_call(fn, a);
 	stage = stage_get();
-	chunk = stage ? stage_chunk(LC_HTOD_CHUNK) : LC_HTOD_CHUNK;
-	window = stage ? stage_slots(chunk) : LC_REMOTE_WINDOW;
+	chunk = LC_STAGE_CHUNK;
+	window = LC_REMOTE_WINDOW;
+	if (stage)
+		stage_shape(&chunk, &window);
 	for (off = 0, k = 0; off < n && res == CUDA_SUCCESS; off += c, k++) {
 		c = n - off < chunk ? n - off : chunk;
 		if (q.n == window && (res = inflight_end(fn, &q)) != CUDA_SUCCESS)
@@ -432,7 +439,7 @@ static CUresult dtoh(int fn, void *dst, CUdeviceptr src, size_t n)
 	stage = stage_get();
 	if (!stage) {
 		for (done = 0; done < n && res == CUDA_SUCCESS; done += c) {
-			c = n - done < LC_DTOH_CHUNK ? n - done : LC_DTOH_CHUNK;
+			c = n - done < LC_STAGE_CHUNK ? n - done : LC_STAGE_CHUNK;
 			a[0] = (uint64_t)(uintptr_t)((uint8_t *)dst + done);
 			a[1] = src + done;
 			a[2] = c;
@@ -440,8 +447,7 @@ static CUresult dtoh(int fn, void *dst, CUdeviceptr src, size_t n)
 		}
 		return res;
 	}
-	chunk = stage_chunk(LC_DTOH_CHUNK);
-	slots = stage_slots(chunk);
+	stage_shape(&chunk, &slots);
 	/* Chunk k goes to slot k % slots; all slots in flight but the one being emptied. */
 	for (next = 0, done = 0, k = 0, kd = 0; done < n;) {
 		while (q.n < slots && next < n && res == CUDA_SUCCESS) {
