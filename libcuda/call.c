@@ -371,11 +371,32 @@ static CUresult call_encode(int fn, const uint64_t *a, struct vg_buf **bp, uint3
 	return CUDA_SUCCESS;
 }
 
+/* The outputs of a reply into the caller's memory (those not shared). */
+static CUresult call_outputs(int fn, const uint64_t *a, uint32_t shared, const struct vg_buf *rep)
+{
+	const struct vg_fn_desc *d = &vg_fn_descs[fn];
+	struct vg_rd r;
+	CUresult res = CUDA_SUCCESS;
+	int i;
+
+	vg_rd_init(&r, rep->p, rep->len);
+	for (i = 0; i < d->nargs && res == CUDA_SUCCESS; i++) {
+		const struct vg_arg_desc *ad = &d->args[i];
+		void *p = (void *)(uintptr_t)a[i];
+
+		if ((ad->kind != VG_A_OUT && ad->kind != VG_A_INOUT) || !p || (shared & (1u << i)))
+			continue;
+		res = get_out(&r, ad, p, arg_count(d, ad, a));
+		if (res != CUDA_SUCCESS)
+			VG_ERR("%s: malformed reply from the worker", d->name);
+	}
+	return res;
+}
+
 CUresult lc_call(int fn, const uint64_t *a)
 {
 	const struct vg_fn_desc *d = &vg_fn_descs[fn];
 	struct vg_buf *b, rep;
-	struct vg_rd r;
 	CUresult res;
 	uint32_t shared = 0;	/* bit i: argument i travelled as a shared address */
 	int i;
@@ -412,17 +433,7 @@ CUresult lc_call(int fn, const uint64_t *a)
 	if (res == CUDA_SUCCESS && d->cls == VG_CLASS_SYNC)
 		lc_sync_done(fn, a);
 	if (res == CUDA_SUCCESS) {
-		vg_rd_init(&r, rep.p, rep.len);
-		for (i = 0; i < d->nargs && res == CUDA_SUCCESS; i++) {
-			const struct vg_arg_desc *ad = &d->args[i];
-			void *p = (void *)(uintptr_t)a[i];
-
-			if ((ad->kind != VG_A_OUT && ad->kind != VG_A_INOUT) || !p || (shared & (1u << i)))
-				continue;
-			res = get_out(&r, ad, p, arg_count(d, ad, a));
-			if (res != CUDA_SUCCESS)
-				VG_ERR("%s: malformed reply from the worker", d->name);
-		}
+		res = call_outputs(fn, a, shared, &rep);
 		for (i = 0; i < d->nargs; i++)
 			if (d->args[i].kind == VG_A_HANDLE && (d->args[i].flags & VG_ARG_DESTROY) &&
 			    !handle_is_special(a[i], d->args[i].htype))
@@ -441,32 +452,28 @@ CUresult lc_call(int fn, const uint64_t *a)
 	return res;
 }
 
-CUresult lc_call_begin(int fn, const uint64_t *a, uint64_t *seq)
+CUresult lc_call_begin(int fn, const uint64_t *a, struct lc_pending *pc)
 {
-	const struct vg_fn_desc *d = &vg_fn_descs[fn];
 	struct vg_buf *b;
-	uint32_t shared = 0;
 	CUresult res = lc_check();
-	int i;
 
 	if (res != CUDA_SUCCESS)
 		return res;
-	res = call_encode(fn, a, &b, &shared);
+	res = call_encode(fn, a, &b, &pc->shared);
 	if (res != CUDA_SUCCESS)
 		return res;
-	for (i = 0; i < d->nargs; i++)
-		if ((d->args[i].kind == VG_A_OUT || d->args[i].kind == VG_A_INOUT) && a[i] && !(shared & (1u << i)))
-			return CUDA_ERROR_NOT_SUPPORTED;
-	return lc_rpc_send((uint32_t)fn, b, -1, seq);
+	return lc_rpc_send((uint32_t)fn, b, -1, &pc->seq);
 }
 
-CUresult lc_call_end(int fn, uint64_t seq)
+CUresult lc_call_end(int fn, const uint64_t *a, const struct lc_pending *pc)
 {
 	struct vg_buf rep;
 	CUresult res;
 
 	vg_buf_init(&rep);
-	res = lc_rpc_wait((uint32_t)fn, seq, &rep);
+	res = lc_rpc_wait((uint32_t)fn, pc->seq, &rep);
+	if (res == CUDA_SUCCESS)
+		res = call_outputs(fn, a, pc->shared, &rep);
 	vg_buf_fini(&rep);
 	return res;
 }

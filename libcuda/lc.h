@@ -88,11 +88,17 @@ CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, in
 CUresult lc_rpc_send(uint32_t op, const struct vg_buf *req, int fd, uint64_t *seq);
 CUresult lc_rpc_wait(uint32_t op, uint64_t seq, struct vg_buf *rep);
 /*
- * A generic call in two halves (lc_call's encoding), for calls whose
- * outputs all lie in memory shared with the worker: NOT_SUPPORTED for others.
+ * A generic call in two halves (lc_call's encoding and decoding), for calls
+ * kept in flight: lc_call_end writes the outputs that the reply carries into
+ * the memory a names, so a and that memory must stay as they were until then.
+ * Only for calls with no effect on the guest's own state (copies).
  */
-CUresult lc_call_begin(int fn, const uint64_t *a, uint64_t *seq);
-CUresult lc_call_end(int fn, uint64_t seq);
+struct lc_pending {
+	uint64_t seq;
+	uint32_t shared;	/* bit i: argument i travelled as a shared address */
+};
+CUresult lc_call_begin(int fn, const uint64_t *a, struct lc_pending *pc);
+CUresult lc_call_end(int fn, const uint64_t *a, const struct lc_pending *pc);
 
 /*
  * Synchronisations answered in the guest (session.c): lc_sync_local says 1

@@ -351,13 +351,16 @@ static void stage_shape(size_t *chunk, unsigned int *slots)
 }
 
 struct lc_inflight {
-	uint64_t seq[LC_INFLIGHT_MAX];
+	struct {
+		struct lc_pending pc;
+		uint64_t a[3];
+	} c[LC_INFLIGHT_MAX];
 	unsigned int head, n;
 };
 
 static CUresult inflight_end(int fn, struct lc_inflight *q)
 {
-	CUresult res = lc_call_end(fn, q->seq[q->head]);
+	CUresult res = lc_call_end(fn, q->c[q->head].a, &q->c[q->head].pc);
 
 	q->head = (q->head + 1) % LC_INFLIGHT_MAX;
 	q->n--;
@@ -378,8 +381,11 @@ static CUresult inflight_drain(int fn, struct lc_inflight *q, CUresult res)
 
 static CUresult inflight_begin(int fn, struct lc_inflight *q, const uint64_t *a)
 {
-	CUresult res = lc_call_begin(fn, a, &q->seq[(q->head + q->n) % LC_INFLIGHT_MAX]);
+	unsigned int i = (q->head + q->n) % LC_INFLIGHT_MAX;
+	CUresult res;
 
+	memcpy(q->c[i].a, a, sizeof(q->c[i].a));
+	res = lc_call_begin(fn, q->c[i].a, &q->c[i].pc);
 	if (res == CUDA_SUCCESS)
 		q->n++;
 	return res;
@@ -437,22 +443,17 @@ static CUresult dtoh(int fn, void *dst, CUdeviceptr src, size_t n)
 	if (n < LC_STAGE_MIN || !dst || lc_hostmem_shared(dst, n))
 		return lc_call(fn, a);
 	stage = stage_get();
-	if (!stage) {
-		for (done = 0; done < n && res == CUDA_SUCCESS; done += c) {
-			c = n - done < LC_STAGE_CHUNK ? n - done : LC_STAGE_CHUNK;
-			a[0] = (uint64_t)(uintptr_t)((uint8_t *)dst + done);
-			a[1] = src + done;
-			a[2] = c;
-			res = lc_call(fn, a);
-		}
-		return res;
+	if (stage) {
+		stage_shape(&chunk, &slots);
+	} else {
+		chunk = LC_STAGE_CHUNK;
+		slots = LC_REMOTE_WINDOW;
 	}
-	stage_shape(&chunk, &slots);
 	/* Chunk k goes to slot k % slots; all slots in flight but the one being emptied. */
 	for (next = 0, done = 0, k = 0, kd = 0; done < n;) {
 		while (q.n < slots && next < n && res == CUDA_SUCCESS) {
 			c = n - next < chunk ? n - next : chunk;
-			a[0] = (uint64_t)(uintptr_t)(stage + (k % slots) * chunk);
+			a[0] = (uint64_t)(uintptr_t)(stage ? stage + (k % slots) * chunk : (uint8_t *)dst + next);
 			a[1] = src + next;
 			a[2] = c;
 			res = inflight_begin(fn, &q, a);
@@ -465,7 +466,8 @@ static CUresult dtoh(int fn, void *dst, CUdeviceptr src, size_t n)
 		if (res != CUDA_SUCCESS)
 			break;
 		c = n - done < chunk ? n - done : chunk;
-		memcpy((uint8_t *)dst + done, stage + (kd % slots) * chunk, c);
+		if (stage)
+			memcpy((uint8_t *)dst + done, stage + (kd % slots) * chunk, c);
 		done += c;
 		kd++;
 	}

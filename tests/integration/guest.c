@@ -9,7 +9,7 @@
  *   it-guest wait USEC    launch vg_sleep(USEC), print "WAITING <worker pid>"... then
  *                         synchronise: prints "RESULT <code> <ms>" when it returns
  *   it-guest bulk MIB     a MIB MiB copy there and back (several chunks), checked;
- *                         the same copy into a too small allocation fails, and the
+ *                         the same copies with a too small allocation fail, and the
  *                         session goes on
  *   it-guest load N       N rounds of allocations, copies both ways (synchronous and on a
  *                         stream), memsets and launches of vg_vadd, vg_scale and vg_fill,
@@ -302,6 +302,17 @@ static int mode_bulk(size_t mib)
 		return 1;
 	}
 	MUST(cuMemcpyHtoD_v2(small, in, 4u << 20));
+	if (cuMemcpyDtoH_v2(out, small, n) == CUDA_SUCCESS) {
+		printf("FAIL bulk: a copy back past the end of an allocation succeeded\n");
+		return 1;
+	}
+	/* The chunks in flight behind the failed one are all answered: the next copy is in step. */
+	memset(out, 0, 4u << 20);
+	MUST(cuMemcpyDtoH_v2(out, small, 4u << 20));
+	if (memcmp(in, out, 4u << 20) != 0) {
+		printf("FAIL bulk: the copy back after a failed one differs\n");
+		return 1;
+	}
 	MUST(cuCtxSynchronize());
 	MUST(cuMemFree_v2(big));
 	MUST(cuMemFree_v2(small));
