@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "lc.h"
+#include "pcopy.h"
 
 struct vg_buf *lc_scratch(void);
 
@@ -291,11 +292,13 @@ VG_EXPORT CUresult cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t B
  * ordering; its replies come in order, and every call in flight is waited
  * for, so an error leaves nothing behind.
  *
+ * The guest's copies into and out of the slots are split over helper
+ * threads (lc_pcopy): one thread's memcpy bounded these copies.
+ *
  * VGPU_STAGE_KIB=CHUNK[xSLOTS] sets the chunk (KiB, a power of two from 64
- * to 8192) and how many slots are used (2 to 16, at most what fits): the
- * default, two 8 MiB halves, is not yet known to be the best choice on
- * every machine (device-to-host copies of pageable memory reach 0.5-0.6x
- * native on an H100), and tests/gpu/tune-staging measures the others.
+ * to 8192) and how many slots are used (2 to 16, at most what fits).  On an
+ * H100 machine no shape did better than the default, two 8 MiB halves
+ * (tests/gpu/tune-staging; tests/gpu/RESULTS.md, run 13).
  */
 #define LC_STAGE_TOTAL (16u << 20)
 #define LC_STAGE_MIN   (256u << 10)
@@ -421,7 +424,7 @@ static CUresult htod(int fn, CUdeviceptr dst, const void *src, size_t n)
 		a[2] = c;
 		if (stage) {
 			slot = stage + (k % window) * chunk;
-			memcpy(slot, (const uint8_t *)src + off, c);
+			lc_pcopy(slot, (const uint8_t *)src + off, c);
 			a[1] = (uint64_t)(uintptr_t)slot;
 		} else {
 			a[1] = (uint64_t)(uintptr_t)((const uint8_t *)src + off);
@@ -467,7 +470,7 @@ static CUresult dtoh(int fn, void *dst, CUdeviceptr src, size_t n)
 			break;
 		c = n - done < chunk ? n - done : chunk;
 		if (stage)
-			memcpy((uint8_t *)dst + done, stage + (kd % slots) * chunk, c);
+			lc_pcopy((uint8_t *)dst + done, stage + (kd % slots) * chunk, c);
 		done += c;
 		kd++;
 	}
@@ -500,7 +503,7 @@ static CUresult htod_async(int fn, int sync_fn, CUdeviceptr dst, const void *src
 		c = n - off < LC_STAGE_TOTAL / 2 ? n - off : LC_STAGE_TOTAL / 2;
 		if (k >= 2 && !(k & 1) && (res = lc_call(sync_fn, sa)) != CUDA_SUCCESS)
 			return res;
-		memcpy(stage + (k & 1) * (size_t)(LC_STAGE_TOTAL / 2), (const uint8_t *)src + off, c);
+		lc_pcopy(stage + (k & 1) * (size_t)(LC_STAGE_TOTAL / 2), (const uint8_t *)src + off, c);
 		a[0] = dst + off;
 		a[1] = (uint64_t)(uintptr_t)(stage + (k & 1) * (size_t)(LC_STAGE_TOTAL / 2));
 		a[2] = c;

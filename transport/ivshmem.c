@@ -196,7 +196,7 @@ static int iv_wait(struct iv_chan *c, const uint64_t *idx, uint64_t seen, uint64
 		if (now - start < IV_YIELD_NS) {
 			/* Yielding lets a peer that shares our CPU (a small VM) run. */
 			if (now - start < IV_SPIN_NS)
-				iv_cpu_relax();
+				tp_cpu_relax();
 			else
 				sched_yield();
 			now = iv_mono_ns();

@@ -130,13 +130,6 @@ static inline void iv_nap(uint64_t ns)
 		;
 }
 
-static inline void iv_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#endif
-}
-
 static inline uint64_t iv_dead_ns(void)
 {
 	const char *e = getenv("VGPU_IVSHMEM_DEAD_MS");

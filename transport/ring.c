@@ -251,15 +251,6 @@ static inline void publish_word(uint64_t *w, uint64_t v, int light)
 	}
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ volatile("yield" ::: "memory");
-#endif
-}
-
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -285,7 +276,7 @@ static int ring_spin(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen)
 	for (i = 0; i < RING_SPIN; i++) {
 		if (__atomic_load_n(idx, __ATOMIC_ACQUIRE) != seen)
 			return 1;
-		cpu_relax();
+		tp_cpu_relax();
 	}
 	if (!r->spin_us)
 		return 0;
@@ -295,7 +286,7 @@ static int ring_spin(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen)
 		for (i = 0; i < RING_POLLS; i++) {
 			if (__atomic_load_n(idx, __ATOMIC_ACQUIRE) != seen)
 				return 1;
-			cpu_relax();
+			tp_cpu_relax();
 		}
 		now = now_ns();
 		if (now - start >= (uint64_t)r->spin_us * 1000)

@@ -269,4 +269,14 @@ void tp_sha256(const void *data, size_t len, uint8_t out[TP_SHA256_LEN]);
 int tp_sha256_accelerated(void);
 int tp_sha256_force_portable(int on);
 
+/* A spinning thread's pause: it may share a core with the thread it waits for. */
+static inline void tp_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield" ::: "memory");
+#endif
+}
+
 #endif

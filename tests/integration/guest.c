@@ -28,6 +28,7 @@
  *
  * Exit status 0 when every check of the mode held, 1 otherwise.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -274,6 +275,33 @@ static int mode_bigmodule(const char *tag)
 	return 0;
 }
 
+/* Threads of this process named name (/proc/self/task/N/comm). */
+static int threads_named(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	char path[64], comm[32];
+	int n = 0;
+
+	while (d && (e = readdir(d))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%.16s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (f && fgets(comm, sizeof(comm), f)) {
+			comm[strcspn(comm, "\n")] = '\0';
+			n += !strcmp(comm, name);
+		}
+		if (f)
+			fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
 static int mode_bulk(size_t mib)
 {
 	size_t n = mib << 20, i;
@@ -295,7 +323,8 @@ static int mode_bulk(size_t mib)
 		printf("FAIL bulk: copied data differ\n");
 		return 1;
 	}
-	printf("bulk %zu MiB there and back in %.1f ms\n", mib, now_ms() - t0);
+	printf("bulk %zu MiB there and back in %.1f ms; %d copy helpers\n", mib, now_ms() - t0,
+	       threads_named("vgpu-copy"));
 	/* Past the end of the allocation: some chunk fails, so does the copy. */
 	if (cuMemcpyHtoD_v2(small, in, n) == CUDA_SUCCESS) {
 		printf("FAIL bulk: a copy past the end of an allocation succeeded\n");
