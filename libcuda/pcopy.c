@@ -9,8 +9,9 @@
  * device at 4.1x (tests/gpu/RESULTS.md, run 13).
  *
  * VGPU_COPY_THREADS=N (1 to 16) is the number of threads that copy, the
- * caller among them; 1 turns the helpers off.  The default is 4, fewer on a
- * machine with fewer than 8 CPUs (half of them), none with 2 or fewer.
+ * caller among them; 1 turns the helpers off.  The default is 4, fewer when
+ * the process may use fewer than 8 CPUs (half of them), none with 2 or
+ * fewer (CPUs counted in its affinity mask, a container's cpuset).
  * The helpers start at the first large copy, block every signal, spin about
  * a millisecond after each copy (the next chunk comes within that during a
  * large copy) and then sleep on a futex.  One copy at a time uses them;
@@ -18,6 +19,7 @@
  */
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -121,7 +123,8 @@ static void *helper_main(void *arg)
 static int copy_threads(void)
 {
 	const char *e = getenv("VGPU_COPY_THREADS");
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+	long cpus;
 	char *end;
 	long n;
 
@@ -131,6 +134,8 @@ static int copy_threads(void)
 			return (int)n;
 		VG_WARN("VGPU_COPY_THREADS=%s is not a number from 1 to %d; ignored", e, PC_MAX_THREADS);
 	}
+	/* The CPUs this process may use (a container's cpuset), not the machine's. */
+	cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : sysconf(_SC_NPROCESSORS_ONLN);
 	n = cpus / 2;
 	return n < 1 ? 1 : n > 4 ? 4 : (int)n;
 }
@@ -172,7 +177,7 @@ int lc_pcopy_helpers(void)
 void lc_pcopy(void *dst, const void *src, size_t n)
 {
 	struct pc_job *j;
-	unsigned int parts;
+	unsigned int parts, spins;
 
 	if (n < 2 * PC_PART || pthread_mutex_trylock(&pc.use)) {
 		memcpy(dst, src, n);
@@ -198,7 +203,12 @@ void lc_pcopy(void *dst, const void *src, size_t n)
 	if (__atomic_load_n(&pc.sleepers, __ATOMIC_SEQ_CST))
 		syscall(SYS_futex, &pc.wake, FUTEX_WAKE_PRIVATE, INT32_MAX, NULL, NULL, 0);
 	claim_parts();
-	while (__atomic_load_n(&j->done, __ATOMIC_ACQUIRE) < parts)
-		tp_cpu_relax();
+	/* A helper still copying its last part; should it have lost its CPU, let it run. */
+	for (spins = 0; __atomic_load_n(&j->done, __ATOMIC_ACQUIRE) < parts; spins++) {
+		if (spins < 4096)
+			tp_cpu_relax();
+		else
+			sched_yield();
+	}
 	pthread_mutex_unlock(&pc.use);
 }
