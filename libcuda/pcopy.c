@@ -63,14 +63,6 @@ static struct {
 	struct pc_job job[2];
 } pc = { .use = PTHREAD_MUTEX_INITIALIZER };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Copies parts of the current job until none is left to claim. */
 static void claim_parts(void)
 {
@@ -106,8 +98,8 @@ static void *helper_main(void *arg)
 				continue;
 			}
 			if (!t0) {
-				t0 = now_ns();
-			} else if (now_ns() - t0 > PC_SPIN_NS) {
+				t0 = tp_mono_ns();
+			} else if (tp_mono_ns() - t0 > PC_SPIN_NS) {
 				__atomic_fetch_add(&pc.sleepers, 1, __ATOMIC_SEQ_CST);
 				syscall(SYS_futex, &pc.wake, FUTEX_WAIT_PRIVATE, seen, NULL, NULL, 0);
 				__atomic_fetch_sub(&pc.sleepers, 1, __ATOMIC_SEQ_CST);

@@ -184,14 +184,6 @@ static unsigned int wk_ring_spin_us(void)
 static int trace_calls;
 static uint64_t timing_tick0, timing_ns0;	/* the clocks at start: ticks -> ns at the end */
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* One message of op served, which arrived at tick `since` (t->timing set). */
 static void timing_note(struct wk_thread *t, uint32_t op, uint64_t since)
 {
@@ -499,7 +491,7 @@ static void timing_write(FILE *f)
 	};
 	/* Sums over the threads; static for their size (written once, at exit). */
 	static uint64_t n[WK_TIMING_SLOTS], busy[WK_TIMING_SLOTS], drv[WK_TIMING_SLOTS];
-	uint64_t ticks = wk_ticks() - timing_tick0, ns = mono_ns() - timing_ns0;
+	uint64_t ticks = wk_ticks() - timing_tick0, ns = tp_mono_ns() - timing_ns0;
 	double per_tick = ticks ? (double)ns / (double)ticks : 1;
 	struct wk_thread *t;
 	unsigned int k;
@@ -975,7 +967,7 @@ int main(int argc, char **argv)
 	wk_timing = getenv("VGPU_WORKER_TIMING") && !strcmp(getenv("VGPU_WORKER_TIMING"), "1");
 	if (wk_timing) {
 		timing_tick0 = wk_ticks();
-		timing_ns0 = mono_ns();
+		timing_ns0 = tp_mono_ns();
 	}
 	/* Registered for the rings' barrier while no client waits (transport/ring.c). */
 	if (!nofd && !ivshmem)

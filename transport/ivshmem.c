@@ -180,7 +180,7 @@ static int peer_gone(struct iv_chan *c, uint64_t now, uint64_t limit)
  */
 static int iv_wait(struct iv_chan *c, const uint64_t *idx, uint64_t seen, uint64_t timeout_ns)
 {
-	uint64_t start = iv_mono_ns(), now = start, sleep = IV_NAP_MIN_NS;
+	uint64_t start = tp_mono_ns(), now = start, sleep = IV_NAP_MIN_NS;
 	uint64_t limit = iv_dead_ns();
 
 	for (;;) {
@@ -199,13 +199,13 @@ static int iv_wait(struct iv_chan *c, const uint64_t *idx, uint64_t seen, uint64
 				tp_cpu_relax();
 			else
 				sched_yield();
-			now = iv_mono_ns();
+			now = tp_mono_ns();
 			continue;
 		}
 		iv_nap(sleep);
 		if (sleep < IV_NAP_MAX_NS)
 			sleep *= 2;
-		now = iv_mono_ns();
+		now = tp_mono_ns();
 	}
 }
 
@@ -381,7 +381,7 @@ int tp_ivshmem_wait_readable_ms(struct tp_chan *ch, int timeout_ms)
 		return 0;
 	if (timeout_ms == 0)
 		/* Only the checks: a peer that is gone, or a moment for it to come. */
-		return peer_gone(c, iv_mono_ns(), iv_dead_ns()) ? -ECONNRESET : -ETIMEDOUT;
+		return peer_gone(c, tp_mono_ns(), iv_dead_ns()) ? -ECONNRESET : -ETIMEDOUT;
 	return iv_wait(c, &c->rx->head, head, timeout_ms < 0 ? 0 : (uint64_t)timeout_ms * 1000000ull);
 }
 
@@ -602,7 +602,7 @@ static int region_check(const uint8_t *map, size_t len, struct iv_geom *g)
 static int guest_claim(uint8_t *map, const struct iv_geom *g, uint32_t *slot, uint32_t *gen)
 {
 	struct iv_hdr *h = (struct iv_hdr *)map;
-	uint64_t start = iv_mono_ns(), beat_at = start, beat = __atomic_load_n(&h->host_beat, __ATOMIC_RELAXED);
+	uint64_t start = tp_mono_ns(), beat_at = start, beat = __atomic_load_n(&h->host_beat, __ATOMIC_RELAXED);
 	struct iv_slot *s = NULL;
 	uint32_t k, st;
 
@@ -617,7 +617,7 @@ static int guest_claim(uint8_t *map, const struct iv_geom *g, uint32_t *slot, ui
 		}
 		if (k < g->nslots)
 			break;
-		if (iv_mono_ns() - start > IV_NO_DAEMON_NS)
+		if (tp_mono_ns() - start > IV_NO_DAEMON_NS)
 			return -EAGAIN;		/* every slot is in use */
 		iv_nap(1000 * 1000);
 	}
@@ -625,7 +625,7 @@ static int guest_claim(uint8_t *map, const struct iv_geom *g, uint32_t *slot, ui
 	__atomic_store_n(&s->guest_pid, (uint32_t)getpid(), __ATOMIC_RELAXED);
 	__atomic_fetch_add(&s->guest_beat, 1, __ATOMIC_RELAXED);
 	for (;;) {
-		uint64_t now = iv_mono_ns(), b;
+		uint64_t now = tp_mono_ns(), b;
 
 		st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 		if (st == IV_ACCEPTED) {

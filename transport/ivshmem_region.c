@@ -125,7 +125,7 @@ int tp_ivshmem_region_create(const char *path, uint64_t size, uint32_t ring_byte
 	h->slot_bytes = r->g.slot_bytes;
 	h->ring_bytes = r->g.ring_bytes;
 	h->region_bytes = size;
-	h->boot = iv_mono_ns() ^ ((uint64_t)getpid() << 32);
+	h->boot = tp_mono_ns() ^ ((uint64_t)getpid() << 32);
 	__atomic_store_n(&h->version, IV_VERSION, __ATOMIC_SEQ_CST);
 	*out = r;
 	return 0;
@@ -160,7 +160,7 @@ uint32_t tp_ivshmem_nslots(const struct tp_ivshmem *r)
 int tp_ivshmem_poll(struct tp_ivshmem *r)
 {
 	struct iv_hdr *h = (struct iv_hdr *)r->map;
-	uint64_t now = iv_mono_ns(), limit = iv_dead_ns();
+	uint64_t now = tp_mono_ns(), limit = iv_dead_ns();
 	uint32_t k;
 
 	if (now - r->beat_at >= IV_BEAT_NS / 2) {
@@ -220,7 +220,7 @@ void tp_ivshmem_slot_release(struct tp_ivshmem *r, uint32_t k)
 	__atomic_fetch_or(&s->state, IV_CLOSED_H, __ATOMIC_SEQ_CST);
 	r->slots[k].draining = 1;
 	r->slots[k].guest_beat = __atomic_load_n(&s->guest_beat, __ATOMIC_RELAXED);
-	r->slots[k].seen_at = iv_mono_ns();
+	r->slots[k].seen_at = tp_mono_ns();
 }
 
 void tp_ivshmem_slot_adopted(struct tp_ivshmem *r, uint32_t k)
@@ -232,7 +232,7 @@ void tp_ivshmem_slot_adopted(struct tp_ivshmem *r, uint32_t k)
 	s = iv_slot_at(r->map, &r->g, k);
 	r->slots[k].adopted = 1;
 	r->slots[k].host_beat = __atomic_load_n(&s->host_beat, __ATOMIC_RELAXED);
-	r->slots[k].seen_at = iv_mono_ns();
+	r->slots[k].seen_at = tp_mono_ns();
 }
 
 int tp_ivshmem_parse_listen(const char *spec, char *path, size_t pathlen, uint64_t *size, uint32_t *ring)

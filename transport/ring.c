@@ -251,14 +251,6 @@ static inline void publish_word(uint64_t *w, uint64_t v, int light)
 	}
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /*
  * The spin phase: 1 as soon as *idx differs from seen, 0 once the channel's
  * spin time is over.  Every poll pauses: a spinning thread may share a core
@@ -280,7 +272,7 @@ static int ring_spin(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen)
 	}
 	if (!r->spin_us)
 		return 0;
-	start = now_ns();
+	start = tp_mono_ns();
 	polite = start + RING_POLITE_NS;
 	for (;;) {
 		for (i = 0; i < RING_POLLS; i++) {
@@ -288,7 +280,7 @@ static int ring_spin(struct tp_ring_chan *r, uint64_t *idx, uint64_t seen)
 				return 1;
 			tp_cpu_relax();
 		}
-		now = now_ns();
+		now = tp_mono_ns();
 		if (now - start >= (uint64_t)r->spin_us * 1000)
 			return 0;
 		if (now >= polite) {

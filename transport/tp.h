@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "vgpu/wire.h"
 
@@ -268,6 +269,15 @@ void tp_sha256_final(struct tp_sha256 *c, uint8_t out[TP_SHA256_LEN]);
 void tp_sha256(const void *data, size_t len, uint8_t out[TP_SHA256_LEN]);
 int tp_sha256_accelerated(void);
 int tp_sha256_force_portable(int on);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static inline uint64_t tp_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* A spinning thread's pause: it may share a core with the thread it waits for. */
 static inline void tp_cpu_relax(void)

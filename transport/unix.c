@@ -448,14 +448,6 @@ int tp_msg_space(struct vg_buf *buf, size_t n, size_t max_len, void **p)
 	return 0;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 int tp_chan_spin(struct tp_chan *c, unsigned int usec)
 {
 	struct pollfd p = { .fd = c->fd, .events = POLLIN };
@@ -463,10 +455,10 @@ int tp_chan_spin(struct tp_chan *c, unsigned int usec)
 
 	if (!usec || c->fd < 0)
 		return 0;	/* nothing to poll: the channel waits by itself */
-	end = mono_ns() + (uint64_t)usec * 1000;
+	end = tp_mono_ns() + (uint64_t)usec * 1000;
 	do {
 		if (poll(&p, 1, 0) > 0)
 			return 1;
-	} while (mono_ns() < end);
+	} while (tp_mono_ns() < end);
 	return 0;
 }
