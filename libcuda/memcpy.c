@@ -302,7 +302,7 @@ VG_EXPORT CUresult cuMemcpyAsync_ptsz(CUdeviceptr dst, CUdeviceptr src, size_t B
  */
 #define LC_STAGE_TOTAL (16u << 20)
 #define LC_STAGE_MIN   (256u << 10)
-#define LC_STAGE_CHUNK (8u << 20)	/* default chunk: two slots */
+#define LC_STAGE_CHUNK (LC_STAGE_TOTAL / 2)	/* default chunk: two slots, the halves */
 
 void *lc_shared_alloc(size_t size);
 
@@ -500,12 +500,12 @@ static CUresult htod_async(int fn, int sync_fn, CUdeviceptr dst, const void *src
 	if (n < LC_STAGE_MIN || !src || lc_hostmem_shared(src, n) || !(stage = stage_get()))
 		return lc_call(fn, a);
 	for (off = 0, k = 0; off < n; off += c, k++) {
-		c = n - off < LC_STAGE_TOTAL / 2 ? n - off : LC_STAGE_TOTAL / 2;
+		c = n - off < LC_STAGE_CHUNK ? n - off : LC_STAGE_CHUNK;
 		if (k >= 2 && !(k & 1) && (res = lc_call(sync_fn, sa)) != CUDA_SUCCESS)
 			return res;
-		lc_pcopy(stage + (k & 1) * (size_t)(LC_STAGE_TOTAL / 2), (const uint8_t *)src + off, c);
+		lc_pcopy(stage + (k & 1) * (size_t)LC_STAGE_CHUNK, (const uint8_t *)src + off, c);
 		a[0] = dst + off;
-		a[1] = (uint64_t)(uintptr_t)(stage + (k & 1) * (size_t)(LC_STAGE_TOTAL / 2));
+		a[1] = (uint64_t)(uintptr_t)(stage + (k & 1) * (size_t)LC_STAGE_CHUNK);
 		a[2] = c;
 		if ((res = lc_call(fn, a)) != CUDA_SUCCESS)
 			return res;
