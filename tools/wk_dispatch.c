@@ -238,7 +238,15 @@ struct wk_arg {
 	uint64_t shared;	/* pass 1: address in shared pinned memory, or 0 */
 	uint32_t rawlen;	/* pass 1: blob length, or announced output count */
 	int null;
+	int in_place;		/* mem is the message's or the reply's own bytes: not freed, not encoded */
 };
+
+/*
+ * A byte buffer of at least this size is used where it lies: an input in the
+ * received message, a copy's output in the reply being built.  Over remote
+ * transports that saves a pass over every byte of a bulk copy.
+ */
+#define WK_IN_PLACE_MIN (64u << 10)
 
 /* A buffer of n bytes for a pointer argument, zeroed when zero is set. */
 static void *arg_mem(struct wk_arg *a, size_t n, int zero)
@@ -255,7 +263,7 @@ static void *arg_mem(struct wk_arg *a, size_t n, int zero)
 
 static void arg_free(struct wk_arg *a)
 {
-	if (a->mem != a->small)
+	if (a->mem != a->small && !a->in_place)
 		free(a->mem);
 	free(a->ids);
 }
@@ -386,6 +394,13 @@ static CUresult decode_in(const struct vg_fn_desc *d, int i, struct wk_arg *args
 		wk_fatal("%s: argument %d has %u bytes for %llu elements", d->name, i, n,
 			 (unsigned long long)count);
 	a->count = count;
+	/* Inputs are const to the driver, and the message outlives the call. */
+	if (ad->kind == VG_A_IN && ad->elem == VG_E_DATA && ad->elem_size == 1 && n >= WK_IN_PLACE_MIN) {
+		a->mem = (void *)q;
+		a->in_place = 1;
+		a->v.p = a->mem;
+		return CUDA_SUCCESS;
+	}
 	if (!arg_mem(a, count * mem_elem_size(ad) + 1, 0))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	switch (ad->elem) {
@@ -412,7 +427,11 @@ static CUresult decode_in(const struct vg_fn_desc *d, int i, struct wk_arg *args
 	return CUDA_SUCCESS;
 }
 
-static CUresult decode_out(const struct vg_fn_desc *d, int i, struct wk_arg *args)
+/*
+ * reply: where a copy's only output may be written in place (see
+ * wk_generic), or NULL.
+ */
+static CUresult decode_out(const struct vg_fn_desc *d, int i, struct wk_arg *args, struct vg_buf *reply)
 {
 	const struct vg_arg_desc *ad = &d->args[i];
 	struct wk_arg *a = &args[i];
@@ -431,6 +450,15 @@ static CUresult decode_out(const struct vg_fn_desc *d, int i, struct wk_arg *arg
 		wk_fatal("%s: output %d announces %u elements, the call says %llu", d->name, i,
 			 a->rawlen, (unsigned long long)count);
 	a->count = count;
+	if (reply && ad->elem == VG_E_DATA && ad->elem_size == 1 && count >= WK_IN_PLACE_MIN) {
+		vg_put_u32(reply, (uint32_t)count);
+		a->mem = vg_put_space(reply, count);
+		if (!a->mem)
+			return CUDA_ERROR_OUT_OF_MEMORY;
+		a->in_place = 1;
+		a->v.p = a->mem;
+		return CUDA_SUCCESS;
+	}
 	if (!arg_mem(a, count * mem_elem_size(ad) + 1, 1))
 		return CUDA_ERROR_OUT_OF_MEMORY;
 	if (ad->elem == VG_E_HANDLE) {
@@ -513,11 +541,12 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 	struct wk_arg args[VG_ARGS_MAX];
 	void *avalues[VG_ARGS_MAX];
 	struct wk_lim_note note;
+	struct vg_buf *reply;
 	ffi_cif *cif;
 	ffi_arg rc = 0;
 	uint64_t t0;
 	CUresult res = CUDA_SUCCESS;
-	int i;
+	int i, nout;
 
 	(void)t;
 	if (!d->name || !d->generic || (d->cls != VG_CLASS_SYNC && d->cls != VG_CLASS_ASYNC &&
@@ -578,11 +607,22 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 	}
 	if (r->off != r->len)
 		wk_fatal("%s: %zu trailing bytes", d->name, r->len - r->off);
+	/*
+	 * A copy (cuMemcpy*) writes every byte of its destination when it
+	 * succeeds; when that destination is the reply's only output, the
+	 * driver writes it straight into the reply (a failed call's reply is
+	 * emptied by the caller).  Other outputs are zeroed buffers, encoded
+	 * after the call: a driver may leave part of them unwritten.
+	 */
+	for (i = 0, nout = 0; i < d->nargs; i++)
+		nout += (d->args[i].kind == VG_A_OUT || d->args[i].kind == VG_A_INOUT) && !args[i].null &&
+			!args[i].shared;
+	reply = nout == 1 && out->len == 0 && !strncmp(d->name, "cuMemcpy", 8) ? out : NULL;
 	for (i = 0; i < d->nargs && res == CUDA_SUCCESS; i++) {
 		if (d->args[i].kind == VG_A_IN || d->args[i].kind == VG_A_INOUT)
 			res = decode_in(d, i, args);
 		else if (d->args[i].kind == VG_A_OUT)
-			res = decode_out(d, i, args);
+			res = decode_out(d, i, args, reply);
 	}
 	if (res != CUDA_SUCCESS)
 		goto out;
@@ -622,7 +662,8 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 	for (i = 0; i < d->nargs; i++) {
 		const struct vg_arg_desc *ad = &d->args[i];
 
-		if ((ad->kind == VG_A_OUT || ad->kind == VG_A_INOUT) && !args[i].null && !args[i].shared)
+		if ((ad->kind == VG_A_OUT || ad->kind == VG_A_INOUT) && !args[i].null && !args[i].shared &&
+		    !args[i].in_place)
 			encode_out(d, i, &args[i], out);
 		if (ad->kind == VG_A_HANDLE && (ad->flags & VG_ARG_DESTROY) &&
 		    !handle_is_special(args[i].id, ad->htype))
