@@ -7,7 +7,6 @@
 
 #include "lc.h"
 
-struct vg_buf *lc_scratch(void);
 
 static CUresult attr_value(uint32_t which, const void *obj, CUdevice dev, int attr, void *value)
 {

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "lc.h"
+#include "pcopy.h"
 
-struct vg_buf *lc_scratch(void);
 void lc_ctx_after_call(int fn, const uint64_t *a);
 void lc_funcattr_forget(int fn);
 void lc_primary_after_call(int fn, const uint64_t *a);
@@ -23,6 +23,8 @@ uint64_t lc_capture_stream_stamp(void);
  */
 #define LC_H_DEAD_CONTEXT 0xffffu
 
+/* An input at least this long is sent from the caller's memory (lc_scratch_borrow). */
+#define LC_BORROW_MIN (64u << 10)
 
 uint64_t lc_handle_propose(void)
 {
@@ -210,7 +212,9 @@ static CUresult put_in(struct vg_buf *b, const struct vg_arg_desc *ad, const voi
 	vg_put_u32(b, (uint32_t)bytes);
 	switch (ad->elem) {
 	case VG_E_DATA:
-		vg_put_bytes(b, p, (size_t)bytes);
+		/* Sent from where they are (lc_send_async / lc_rpc_send come before the caller returns). */
+		if (bytes < LC_BORROW_MIN || lc_scratch_borrow(b, p, (size_t)bytes) < 0)
+			vg_put_bytes(b, p, (size_t)bytes);
 		break;
 	case VG_E_HANDLE:
 		for (i = 0; i < count; i++) {
@@ -277,7 +281,7 @@ static CUresult get_out(struct vg_rd *r, const struct vg_arg_desc *ad, void *p, 
 		return CUDA_ERROR_UNKNOWN;
 	switch (ad->elem) {
 	case VG_E_DATA:
-		memcpy(p, q, n);
+		lc_pcopy(p, q, n);	/* a copy's chunk over a remote transport: helper threads */
 		break;
 	case VG_E_HANDLE:
 		for (i = 0; i < count; i++) {

@@ -13,7 +13,6 @@
 #include "lc.h"
 #include "tp.h"
 
-struct vg_buf *lc_scratch(void);
 struct tp_chan *lc_chan_open_raw(uint32_t *tid);
 
 static pthread_once_t cb_once = PTHREAD_ONCE_INIT;

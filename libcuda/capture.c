@@ -24,7 +24,6 @@
 
 #include "lc.h"
 
-struct vg_buf *lc_scratch(void);
 
 static __thread CUgraphNode *tls_deps;
 static __thread CUgraphEdgeData *tls_edges;

@@ -168,7 +168,6 @@ static struct {
 /* The primary context's handle per device, once a retain has shown it. */
 static uint64_t prim_ctx[LC_DEV_MAX];
 
-struct vg_buf *lc_scratch(void);
 
 static int peek_unsupported;	/* the host said so once: not asked again */
 

@@ -19,7 +19,6 @@
 
 #include "lc.h"
 
-struct vg_buf *lc_scratch(void);
 
 const struct lc_device *lc_device(int ordinal)
 {

@@ -8,7 +8,6 @@
 
 #include "lc.h"
 
-struct vg_buf *lc_scratch(void);
 
 static pthread_mutex_t names_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vg_htab names;	/* handle id -> strdup'd name */

@@ -15,7 +15,6 @@
 
 #include "lc.h"
 
-struct vg_buf *lc_scratch(void);
 
 static CUresult need_context(void)
 {

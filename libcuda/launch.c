@@ -10,7 +10,6 @@
 
 #include "lc.h"
 
-struct vg_buf *lc_scratch(void);
 void lc_set_occupancy_callback(size_t (*cb)(int));
 
 struct lc_func {

@@ -11,7 +11,6 @@
 #include "lc.h"
 #include "pcopy.h"
 
-struct vg_buf *lc_scratch(void);
 
 struct lc_side {
 	CUmemorytype type;

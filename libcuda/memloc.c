@@ -9,7 +9,6 @@
 
 #include "lc.h"
 
-struct vg_buf *lc_scratch(void);
 
 static CUresult loc_to_host(CUmemLocation *l)
 {

@@ -12,7 +12,6 @@
 #include "lc.h"
 #include "tp.h"
 
-struct vg_buf *lc_scratch(void);
 
 #define FATBIN_MAGIC   0xBA55ED50u
 #define WRAPPER_MAGIC  0x466243b1u

@@ -37,6 +37,9 @@ struct lc_tchan {
 	struct tp_chan *chan;
 	uint32_t tid;		/* channel id the worker gave us */
 	struct vg_buf buf;	/* request scratch for lc_call */
+	/* Bytes the request carries at buf offset ext_at without a copy in buf. */
+	const void *ext;
+	size_t ext_at, ext_len;
 };
 
 static __thread struct lc_tchan *tls_chan;
@@ -307,7 +310,6 @@ static struct lc_tchan *chan_get(void)
 	return tls_chan;
 }
 
-struct vg_buf *lc_scratch(void);
 struct vg_buf *lc_scratch(void)
 {
 	struct lc_tchan *t = chan_get();
@@ -315,7 +317,37 @@ struct vg_buf *lc_scratch(void)
 	if (!t)
 		return NULL;
 	vg_buf_reset(&t->buf);
+	t->ext = NULL;
+	t->ext_len = 0;
 	return &t->buf;
+}
+
+int lc_scratch_borrow(struct vg_buf *b, const void *p, size_t n)
+{
+	struct lc_tchan *t = tls_chan;
+
+	if (!t || b != &t->buf || t->ext || b->err || n > VG_MSG_MAX - b->len)
+		return -1;
+	t->ext = p;
+	t->ext_at = b->len;
+	t->ext_len = n;
+	return 0;
+}
+
+/* Sends a request: the scratch buffer with its borrowed bytes, or req as it is. */
+static int send_req(struct lc_tchan *t, struct vg_hdr *h, const struct vg_buf *req, int fd)
+{
+	struct iovec v[3];
+
+	if (req != &t->buf || !t->ext)
+		return tp_send_msg(t->chan, h, req->p, req->len, fd);
+	v[0].iov_base = req->p;
+	v[0].iov_len = t->ext_at;
+	v[1].iov_base = (void *)t->ext;
+	v[1].iov_len = t->ext_len;
+	v[2].iov_base = req->p + t->ext_at;
+	v[2].iov_len = req->len - t->ext_at;
+	return tp_send_msgv(t->chan, h, v, v[2].iov_len ? 3 : 2, fd);
 }
 
 static int serve_host_call(struct lc_tchan *t, const struct vg_hdr *in, const struct vg_buf *p)
@@ -436,7 +468,7 @@ CUresult lc_send_async(uint32_t op, const struct vg_buf *req)
 	h.seq = next_seq();
 	if (__atomic_load_n(&last_async_seq, __ATOMIC_RELAXED) != my_async_seq)
 		h.flags |= VG_F_ORDERED;
-	ret = tp_send_msg(t->chan, &h, req->p, req->len, -1);
+	ret = send_req(t, &h, req, -1);
 	if (ret < 0) {
 		call_close();
 		session_lost("call", ret);
@@ -494,7 +526,7 @@ CUresult lc_rpc_send(uint32_t op, const struct vg_buf *req, int fd, uint64_t *se
 	/* Another thread's no-reply calls may still be queued: keep their order. */
 	if (__atomic_load_n(&last_async_seq, __ATOMIC_RELAXED) != my_async_seq)
 		h.flags |= VG_F_ORDERED;
-	ret = tp_send_msg(t->chan, &h, req->p, req->len, fd);
+	ret = send_req(t, &h, req, fd);
 	if (ret < 0) {
 		call_close();
 		session_lost("call", ret);
