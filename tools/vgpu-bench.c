@@ -29,7 +29,9 @@
  * took the last one ends, that is as the next leg starts, and the worker of
  * the leg before tears its context down then too: for a few hundred
  * milliseconds the driver and the GPU are shared with that work, and a
- * figure taken then is not vgpu's own.
+ * figure taken then is not vgpu's own.  Before the launch figures each leg
+ * also launches untimed for LAUNCH_WARM_MS, so that both legs time their
+ * launches at the GPU clocks that launching brings.
  */
 #include <dlfcn.h>
 #include <errno.h>
