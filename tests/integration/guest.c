@@ -325,6 +325,27 @@ static int mode_bulk(size_t mib)
 	}
 	printf("bulk %zu MiB there and back in %.1f ms; %d copy helpers\n", mib, now_ms() - t0,
 	       threads_named("vgpu-copy"));
+	/*
+	 * Below the staging size but above the size sent from the caller's
+	 * memory and used in place by the worker (64 KiB): at an odd offset,
+	 * synchronous and asynchronous, each way.
+	 */
+	for (i = 0; i < 2; i++) {
+		size_t mid = (100u << 10) + 3, at = 4 * i + 1;
+
+		memset(out, 0, mid + at);
+		if (i)
+			MUST(cuMemcpyHtoDAsync_v2(big + 7, (uint8_t *)in + at, mid, NULL));
+		else
+			MUST(cuMemcpyHtoD_v2(big + 7, (uint8_t *)in + at, mid));
+		MUST(i ? cuMemcpyDtoHAsync_v2((uint8_t *)out + at, big + 7, mid, NULL) :
+			 cuMemcpyDtoH_v2((uint8_t *)out + at, big + 7, mid));
+		MUST(cuCtxSynchronize());
+		if (memcmp((uint8_t *)in + at, (uint8_t *)out + at, mid) != 0) {
+			printf("FAIL bulk: a %zu-byte %s copy there and back differs\n", mid, i ? "async" : "sync");
+			return 1;
+		}
+	}
 	/* Past the end of the allocation: some chunk fails, so does the copy. */
 	if (cuMemcpyHtoD_v2(small, in, n) == CUDA_SUCCESS) {
 		printf("FAIL bulk: a copy past the end of an allocation succeeded\n");
