@@ -426,6 +426,8 @@ static void workers_reap(void)
 			VG_WARN("worker %d ended by signal %d", (int)pid, WTERMSIG(status));
 		else if (WIFSIGNALED(status))
 			VG_INFO("worker %d stopped", (int)pid);
+		else if (WIFEXITED(status) && WEXITSTATUS(status) == TP_IVSHMEM_EXIT_HANDED_OFF)
+			VG_DEBUG("worker %d handed its connection to the session it belongs to", (int)pid);
 		else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
 			VG_INFO("worker %d exited with status %d", (int)pid, WEXITSTATUS(status));
 		else

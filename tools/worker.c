@@ -1001,8 +1001,17 @@ int main(int argc, char **argv)
 	/* The same bound for a guest that claims an ivshmem slot and says nothing. */
 	if (tp_chan_is_ivshmem(ctl) && tp_ivshmem_wait_readable_ms(ctl, WK_FIRST_MSG_TIMEOUT_S * 1000) < 0)
 		goto out;
-	if (first_message(&h, &first) < 0)
+	ret = first_message(&h, &first);
+	if (ret == -ECONNRESET) {
+		/* A probe (`vgpu run` checking that the daemon answers) or a client gone early: no error. */
+		VG_DEBUG("the client closed its connection before its first message");
+		ret = 0;
 		goto out;
+	}
+	if (ret < 0) {
+		ret = 1;
+		goto out;
+	}
 	if (nofd)
 		recv_timeout(fd, 0);
 	/* A channel connection: handed to its session; no driver here. */
