@@ -78,15 +78,6 @@ CUresult lc_rpc(uint32_t op, const struct vg_buf *req, struct vg_buf *rep);
  * the caller then makes a round trip.
  */
 CUresult lc_send_async(uint32_t op, const struct vg_buf *req);
-/*
- * The thread's request scratch buffer (emptied), and a way to make the
- * request carry n bytes at p next, where b's encoding has reached, without
- * copying them into b: they are sent from p, so p must stay as it is until
- * the request is sent.  One such run per request; -1 when b already has
- * one (or is not the scratch buffer): copy them then.
- */
-struct vg_buf *lc_scratch(void);
-int lc_scratch_borrow(struct vg_buf *b, const void *p, size_t n);
 /* The same, with a file descriptor attached to the request (or -1). */
 CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, int fd);
 /*
@@ -96,6 +87,15 @@ CUresult lc_rpc_fd(uint32_t op, const struct vg_buf *req, struct vg_buf *rep, in
  */
 CUresult lc_rpc_send(uint32_t op, const struct vg_buf *req, int fd, uint64_t *seq);
 CUresult lc_rpc_wait(uint32_t op, uint64_t seq, struct vg_buf *rep);
+/*
+ * The thread's request scratch buffer (emptied), and a way to make the
+ * request carry n bytes at p next, where b's encoding has reached, without
+ * copying them into b: they are sent from p, so p must stay as it is until
+ * the request is sent.  One such run per request; -1 when b already has
+ * one (or is not the scratch buffer): copy them then.
+ */
+struct vg_buf *lc_scratch(void);
+int lc_scratch_borrow(struct vg_buf *b, const void *p, size_t n);
 /*
  * A generic call in two halves (lc_call's encoding and decoding), for calls
  * kept in flight: lc_call_end writes the outputs that the reply carries into

@@ -11,7 +11,6 @@
 #include "lc.h"
 #include "pcopy.h"
 
-
 struct lc_side {
 	CUmemorytype type;
 	const void *host;

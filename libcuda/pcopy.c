@@ -1,6 +1,7 @@
 /*
  * A large memcpy split over helper threads, for the copies into and out of
- * the staging slots of pageable copies (memcpy.c).
+ * the staging slots of pageable copies (memcpy.c), and out of a reply that
+ * carried a copy's bytes over a remote transport (call.c).
  *
  * NVIDIA's driver copies pageable memory with one thread; so did a staged
  * copy, whose memcpy out of pinned memory held device-to-host copies at

@@ -428,10 +428,25 @@ static CUresult decode_in(const struct vg_fn_desc *d, int i, struct wk_arg *args
 }
 
 /*
- * reply: where a copy's only output may be written in place (see
- * wk_generic), or NULL.
+ * Whether the reply (still empty) may take this large byte output in place:
+ * a copy (cuMemcpy*) writes every byte of its destination when it succeeds,
+ * and a failed call's reply is emptied by the caller; the output must be the
+ * reply's only one.  Other outputs are zeroed buffers encoded after the
+ * call: a driver may leave part of them unwritten.
  */
-static CUresult decode_out(const struct vg_fn_desc *d, int i, struct wk_arg *args, struct vg_buf *reply)
+static int out_in_place(const struct vg_fn_desc *d, const struct wk_arg *args, const struct vg_buf *out)
+{
+	int i, n = 0;
+
+	if (out->len || strncmp(d->name, "cuMemcpy", 8))
+		return 0;
+	for (i = 0; i < d->nargs; i++)
+		n += (d->args[i].kind == VG_A_OUT || d->args[i].kind == VG_A_INOUT) && !args[i].null &&
+		     !args[i].shared;
+	return n == 1;
+}
+
+static CUresult decode_out(const struct vg_fn_desc *d, int i, struct wk_arg *args, struct vg_buf *out)
 {
 	const struct vg_arg_desc *ad = &d->args[i];
 	struct wk_arg *a = &args[i];
@@ -450,9 +465,9 @@ static CUresult decode_out(const struct vg_fn_desc *d, int i, struct wk_arg *arg
 		wk_fatal("%s: output %d announces %u elements, the call says %llu", d->name, i,
 			 a->rawlen, (unsigned long long)count);
 	a->count = count;
-	if (reply && ad->elem == VG_E_DATA && ad->elem_size == 1 && count >= WK_IN_PLACE_MIN) {
-		vg_put_u32(reply, (uint32_t)count);
-		a->mem = vg_put_space(reply, count);
+	if (ad->elem == VG_E_DATA && ad->elem_size == 1 && count >= WK_IN_PLACE_MIN && out_in_place(d, args, out)) {
+		vg_put_u32(out, (uint32_t)count);
+		a->mem = vg_put_space(out, count);
 		if (!a->mem)
 			return CUDA_ERROR_OUT_OF_MEMORY;
 		a->in_place = 1;
@@ -541,12 +556,11 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 	struct wk_arg args[VG_ARGS_MAX];
 	void *avalues[VG_ARGS_MAX];
 	struct wk_lim_note note;
-	struct vg_buf *reply;
 	ffi_cif *cif;
 	ffi_arg rc = 0;
 	uint64_t t0;
 	CUresult res = CUDA_SUCCESS;
-	int i, nout;
+	int i;
 
 	(void)t;
 	if (!d->name || !d->generic || (d->cls != VG_CLASS_SYNC && d->cls != VG_CLASS_ASYNC &&
@@ -607,22 +621,11 @@ CUresult wk_generic(struct wk_thread *t, int fn, struct vg_rd *r, struct vg_buf 
 	}
 	if (r->off != r->len)
 		wk_fatal("%s: %zu trailing bytes", d->name, r->len - r->off);
-	/*
-	 * A copy (cuMemcpy*) writes every byte of its destination when it
-	 * succeeds; when that destination is the reply's only output, the
-	 * driver writes it straight into the reply (a failed call's reply is
-	 * emptied by the caller).  Other outputs are zeroed buffers, encoded
-	 * after the call: a driver may leave part of them unwritten.
-	 */
-	for (i = 0, nout = 0; i < d->nargs; i++)
-		nout += (d->args[i].kind == VG_A_OUT || d->args[i].kind == VG_A_INOUT) && !args[i].null &&
-			!args[i].shared;
-	reply = nout == 1 && out->len == 0 && !strncmp(d->name, "cuMemcpy", 8) ? out : NULL;
 	for (i = 0; i < d->nargs && res == CUDA_SUCCESS; i++) {
 		if (d->args[i].kind == VG_A_IN || d->args[i].kind == VG_A_INOUT)
 			res = decode_in(d, i, args);
 		else if (d->args[i].kind == VG_A_OUT)
-			res = decode_out(d, i, args, reply);
+			res = decode_out(d, i, args, out);
 	}
 	if (res != CUDA_SUCCESS)
 		goto out;
